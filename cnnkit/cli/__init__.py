@@ -1,0 +1,60 @@
+"""The ``cnnkit`` command line. Each sub-command lives in its own module here, with an
+``add_parser(subparsers)`` that declares its options and a ``run(args)`` that does the
+work; this file only wires them together and turns user errors into one clear line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from types import ModuleType
+
+from cnnkit.errors import CnnkitError
+
+
+def _commands() -> list[ModuleType]:
+    from cnnkit.cli import models, summary
+
+    commands = [models, summary]
+    for optional in ("predict", "train"):
+        try:
+            commands.append(__import__(f"cnnkit.cli.{optional}", fromlist=["run"]))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"cnnkit.cli.{optional}":
+                raise
+    return commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cnnkit import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="cnnkit",
+        description="Classic CNNs for image classification: see them, train them, explain them.",
+    )
+    parser.add_argument("--version", action="version", version=f"cnnkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in _commands():
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``cnnkit`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.run(args) or 0)
+    except CnnkitError as exc:
+        print(f"cnnkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""``cnnkit models [PATTERN]``: every architecture with its exact size and cost."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from cnnkit.summary import human_count
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the architectures with parameters, MACs and references")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet*'")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.set_defaults(run=run)
+
+
+def model_table(pattern: str = "*") -> list[dict]:
+    """One dict per model: name, family, params and MACs at the default size, reference."""
+    import torch
+
+    from cnnkit.models.registry import create_model, list_models, model_info
+    from cnnkit.summary import count_params, summary
+
+    rows = []
+    torch.manual_seed(0)
+    for name in list_models(pattern):
+        info = model_info(name)
+        model = create_model(name)
+        params = count_params(model)
+        macs = summary(model).total_macs
+        rows.append(
+            {
+                "name": name,
+                "family": info.family,
+                "params": params,
+                "macs": macs,
+                "input_size": list(info.input_size),
+                "num_classes": info.num_classes,
+                "reference": info.reference,
+                "ref_params": info.ref_params,
+            }
+        )
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnkit.errors import CnnkitError
+    from cnnkit.models.registry import list_models
+
+    if not list_models(args.pattern):
+        raise CnnkitError(f"no model matches {args.pattern!r}; run 'cnnkit models' to see them all.")
+    rows = model_table(args.pattern)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = f"{'model':<24} {'params':>13} {'MACs':>10} {'input':>11} {'classes':>7}  reference"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        size = "x".join(map(str, r["input_size"]))
+        print(
+            f"{r['name']:<24} {r['params']:>13,} {human_count(r['macs']):>10} {size:>11} "
+            f"{r['num_classes']:>7}  {r['reference']}"
+        )
+    print(f"{len(rows)} architectures")
+    return 0

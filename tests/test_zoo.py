@@ -1,0 +1,47 @@
+"""Every registered architecture: builds, runs at its default size, and has exactly the
+published number of parameters."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import cnnkit
+from cnnkit.models.layers import ClassifierNet
+from cnnkit.summary import count_params
+
+ALL = cnnkit.list_models()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_reference_parameter_count(name: str) -> None:
+    info = cnnkit.model_info(name)
+    model = cnnkit.create_model(name)
+    assert isinstance(model, ClassifierNet)
+    assert info.ref_source, f"{name} must say where its reference count comes from"
+    if info.ref_params is not None:
+        assert count_params(model) == info.ref_params
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_forward_default_size_and_cut_points(name: str) -> None:
+    info = cnnkit.model_info(name)
+    torch.manual_seed(0)
+    model = cnnkit.create_model(name, num_classes=7).eval()
+    if info.kind == "text":
+        x = torch.randint(0, 100, (2, *info.input_size))
+    else:
+        x = torch.randn(2, *info.input_size)
+    with torch.no_grad():
+        out = model(x)
+        feats = model.forward_features(x)
+        pre = model.forward_head(feats, pre_logits=True)
+    assert out.shape == (2, 7)
+    assert pre.shape[0] == 2 and pre.shape[-1] == model.num_features
+    model.reset_classifier(3)
+    with torch.no_grad():
+        assert model(x).shape == (2, 3)
+
+
+def test_at_least_thirty_architectures() -> None:
+    assert len(ALL) >= 30, ALL
