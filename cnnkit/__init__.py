@@ -1,8 +1,8 @@
 """cnnkit: classic CNNs for image classification, real, fast and understandable.
 
-    >>> import cnnkit
-    >>> model = cnnkit.create_model("resnet18", num_classes=10)
-    >>> print(cnnkit.summary(model, (3, 224, 224)))
+>>> import cnnkit
+>>> model = cnnkit.create_model("resnet18", num_classes=10)
+>>> print(cnnkit.summary(model, (3, 224, 224)))
 """
 
 from cnnkit.errors import CnnkitError

@@ -168,7 +168,9 @@ def summary(
             raise CnnkitError(f"{name}: pass input_size=(C, H, W); the model does not know its default size.")
     input_size = tuple(int(d) for d in input_size)
     if any(d < 1 for d in input_size):
-        raise CnnkitError(f"input size {input_size} has a dimension below 1; give positive sizes like 3x224x224.")
+        raise CnnkitError(
+            f"input size {input_size} has a dimension below 1; give positive sizes like 3x224x224."
+        )
 
     is_text = len(input_size) == 1
     x = torch.zeros((1, *input_size), dtype=torch.long if is_text else torch.float32, device=device)

@@ -37,7 +37,7 @@ def test_forward_default_size_and_cut_points(name: str) -> None:
         feats = model.forward_features(x)
         pre = model.forward_head(feats, pre_logits=True)
     assert out.shape == (2, 7)
-    assert pre.shape[0] == 2 and pre.shape[-1] == model.num_features
+    assert pre.shape[0] == 2 and pre.shape[1] == model.num_features
     model.reset_classifier(3)
     with torch.no_grad():
         assert model(x).shape == (2, 3)

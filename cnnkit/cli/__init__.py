@@ -25,10 +25,17 @@ def _commands() -> list[ModuleType]:
     return commands
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (problem + where to look), like ours."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cnnkit import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cnnkit",
         description="Classic CNNs for image classification: see them, train them, explain them.",
     )
@@ -42,11 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cnnkit`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "run", None):
-        parser.print_help()
-        return 0
     try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "run", None):
+            parser.print_help()
+            return 0
         return int(args.run(args) or 0)
     except CnnkitError as exc:
         print(f"cnnkit: error: {exc}", file=sys.stderr)

@@ -24,7 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("summary", help="layer-by-layer table: output shapes, parameters, MACs")
     p.add_argument("model", help="architecture name (see 'cnnkit models')")
     p.add_argument("--input-size", type=parse_size, default=None, help="CxHxW (default: the model's own)")
-    p.add_argument("--num-classes", type=int, default=None, help="classes of the head (default: the reference)")
+    p.add_argument(
+        "--num-classes", type=int, default=None, help="classes of the head (default: the reference)"
+    )
     p.add_argument("--depth", type=int, default=None, help="fold layers below this nesting depth")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.set_defaults(run=run)

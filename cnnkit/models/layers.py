@@ -8,7 +8,8 @@ so transfer learning can cut a network and put a new head on it.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -145,3 +146,30 @@ class LocalResponseNorm(nn.LocalResponseNorm):
 def global_avg_pool(x: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> (N, C): average over all positions, whatever the input size."""
     return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
+class BasicConv2d(nn.Module):
+    """Conv2d -> BatchNorm2d -> ReLU with torchvision's Inception names ``.conv`` / ``.bn``.
+
+    Same unit as :class:`ConvBNAct`, but named like torchvision's GoogLeNet and
+    Inception v3 (``inception3a.branch1.conv.weight``, ``...bn.running_mean``) so their
+    state_dicts load as they are. ``**conv_kwargs`` go to ``nn.Conv2d`` (kernel_size,
+    stride, padding). ``bias=False`` and ``bn_eps=1e-3`` are torchvision's choices; the
+    Caffe-converted BN-Inception keeps a (redundant) conv bias and eps 1e-5.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        bias: bool = False,
+        bn_eps: float = 1e-3,
+        **conv_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, bias=bias, **conv_kwargs)
+        self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(x)))

@@ -9,11 +9,12 @@ parameter count it is checked against (``tests/test_zoo.py``).
 from __future__ import annotations
 
 import difflib
-import inspect
 import fnmatch
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch.nn as nn
 

@@ -22,7 +22,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise CnnkitError(f"weights file {path} does not exist; pass the path of a .safetensors or .pth file.")
+        raise CnnkitError(
+            f"weights file {path} does not exist; pass the path of a .safetensors or .pth file."
+        )
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
