@@ -205,7 +205,7 @@ def summary(
             out = model(x)
     except (RuntimeError, ValueError, IndexError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        default = getattr(model, "default_input_size", None)
+        default = _registered_size(name)
         hint = f" Its default input size is {'x'.join(map(str, default))}." if default else ""
         raise CnnkitError(
             f"{name} cannot take input {'x'.join(map(str, input_size))}: {first}.{hint}"
@@ -264,6 +264,13 @@ def summary(
     summ.total_macs = sum(c["macs"] for c in leaf_calls)
     summ.output_shape = _shape_of(out)
     return summ
+
+
+def _registered_size(name: str) -> tuple[int, ...] | None:
+    from cnnkit.models.registry import _REGISTRY
+
+    info = _REGISTRY.get(name)
+    return info.input_size if info else None
 
 
 def _has_own_params(m: nn.Module) -> bool:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
+import sys
+from pathlib import Path
 
+from cnnkit.models.registry import model_info, skip_weight_init
 from cnnkit.summary import human_count
 
 
@@ -17,12 +22,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def model_table(pattern: str = "*") -> list[dict]:
     """One dict per model: name, family, params and MACs at the default size, reference."""
-    from cnnkit.models.registry import list_models, model_info
+    from cnnkit.models.registry import list_models
 
     rows = []
-    for name in list_models(pattern):
+    names = list_models(pattern)
+    sizes = _params_and_macs(names)
+    for name in names:
         info = model_info(name)
-        params, macs = _params_and_macs(name)
+        params, macs = sizes[name]
         rows.append(
             {
                 "name": name,
@@ -38,22 +45,56 @@ def model_table(pattern: str = "*") -> list[dict]:
     return rows
 
 
-def _params_and_macs(name: str) -> tuple[int, int]:
-    """Count on the 'meta' device: shapes only, no memory, no arithmetic - so listing all
-    architectures (VGG19 has 144M parameters) takes seconds. Falls back to the CPU for a
-    layer that has no meta implementation."""
+def _cache_path() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "cnnkit" / "model-table.json"
+
+
+def _source_key(name: str) -> str:
+    """A model's sizes change only when its code does: hash the family's source file and
+    the modules every count passes through, plus the torch version."""
     import torch
 
+    modules = (model_info(name).builder.__module__, "cnnkit.models.layers", "cnnkit.summary", "cnnkit.models")
+    digest = hashlib.sha256(torch.__version__.encode())
+    for f in [sys.modules[m].__file__ for m in modules] + [__file__]:
+        digest.update(Path(f).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _params_and_macs(names: list[str]) -> dict[str, tuple[int, int]]:
+    """Parameters and MACs at the default size, measured once and cached on disk: a
+    forward pass of all architectures costs most of a minute on two CPU cores."""
     from cnnkit.models.registry import create_model
     from cnnkit.summary import count_params, summary
 
+    path = _cache_path()
     try:
-        with torch.device("meta"):
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    result, changed = {}, False
+    for i, name in enumerate(names):
+        key = _source_key(name)
+        hit = cache.get(name)
+        if hit and hit.get("key") == key:
+            result[name] = (hit["params"], hit["macs"])
+            continue
+        print(f"measuring {name} ({i + 1}/{len(names)}; cached afterwards)...", file=sys.stderr)
+        with skip_weight_init():
             model = create_model(name)
-        return count_params(model), summary(model, device="meta").total_macs
-    except Exception:  # noqa: BLE001 - any meta-device gap: do it for real
-        model = create_model(name)
-        return count_params(model), summary(model).total_macs
+        result[name] = (count_params(model), summary(model).total_macs)
+        cache[name] = {"key": key, "params": result[name][0], "macs": result[name][1]}
+        changed = True
+    if changed:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(cache, indent=1))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only home just means no cache
+    return result
 
 
 def run(args: argparse.Namespace) -> int:

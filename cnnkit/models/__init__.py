@@ -20,6 +20,7 @@ FAMILIES = (
     "bn_inception",
     "inception_v3",
     "inception_v4",
+    "inception_resnet",
     "efficientnet_lite",
     "text_cnn",
 )

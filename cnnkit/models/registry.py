@@ -8,10 +8,11 @@ parameter count it is checked against (``tests/test_zoo.py``).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,23 @@ def create_model(
 
         load_weights(model, pretrained)
     return model
+
+
+@contextlib.contextmanager
+def skip_weight_init() -> Iterator[None]:
+    """Skip random initialisation while building (as Hugging Face's ``no_init_weights``
+    does): parameters keep whatever memory torch.empty gave them. Buffers that carry
+    structure (index tables, running statistics) are still built as written. Shapes,
+    parameter counts and MACs are exact; the weights are garbage, which a table of
+    sizes never looks at - and VGG19's 144M parameters no longer cost seconds each."""
+    import torch.nn.init as init
+
+    names = [n for n in dir(init) if n.endswith("_") and not n.startswith("_")]
+    saved = {n: getattr(init, n) for n in names}
+    try:
+        for n in names:
+            setattr(init, n, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for n, fn in saved.items():
+            setattr(init, n, fn)
