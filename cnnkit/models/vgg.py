@@ -1,0 +1,333 @@
+"""VGG (Simonyan and Zisserman 2014, "Very Deep Convolutional Networks for Large-Scale
+Image Recognition", ICLR 2015), configurations A-E of the paper's Table 1.
+
+``vgg11`` (A), ``vgg11_lrn`` (A-LRN), ``vgg13`` (B), ``vgg16`` (D), ``vgg19`` (E) and the
+batch-normalised ``*_bn`` variants (not in the paper; torchvision's) use torchvision's
+module names (``features.N``, ``avgpool``, ``classifier.0/3/6``), so torchvision state_dicts
+load unchanged, and its adaptive 7x7 average pooling, so any input of at least 32x32 runs.
+
+``keras_vgg16`` is the seed's Keras VGG16 (``build_VGG_16`` in seed 004) built layer by
+layer - ZeroPadding2D + 'valid' 3x3 conv, ..., Flatten, Dense 4096-4096-classes - so its
+summary shows the same rows as the Keras model; its flatten head depends on the input size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from cnnkit.errors import CnnkitError
+from cnnkit.models.layers import ClassifierNet, LocalResponseNorm, make_act
+from cnnkit.models.registry import register_model
+
+# Table 1 of the paper: filters per 3x3 conv, "M" = 2x2/2 max-pool, "LRN" = local response norm.
+CONFIGS: dict[str, list[int | str]] = {
+    "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "A-LRN": [64, "LRN", "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "E": [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ],
+}
+
+_PAPER = "Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition"
+_TV = "torchvision models/vgg.py weight meta"
+
+
+def make_features(config: list[int | str], in_chans: int, batch_norm: bool, act: str) -> nn.Sequential:
+    """The convolutional trunk: 3x3 'same' convs [+ BN] + activation, 2x2/2 max-pools."""
+    layers: list[nn.Module] = []
+    channels = in_chans
+    for item in config:
+        if item == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        elif item == "LRN":
+            layers.append(LocalResponseNorm())
+        else:
+            layers.append(nn.Conv2d(channels, int(item), kernel_size=3, padding=1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(int(item)))
+            layers.append(make_act(act, int(item)))
+            channels = int(item)
+    return nn.Sequential(*layers)
+
+
+def make_classifier(in_features: int, num_classes: int, act: str, dropout: float) -> nn.Sequential:
+    """fc6-fc7-fc8 as torchvision orders them: Linear, act, Dropout, Linear, act, Dropout, Linear."""
+    return nn.Sequential(
+        nn.Linear(in_features, 4096),
+        make_act(act, 4096),
+        nn.Dropout(dropout),
+        nn.Linear(4096, 4096),
+        make_act(act, 4096),
+        nn.Dropout(dropout),
+        nn.Linear(4096, num_classes),
+    )
+
+
+def _init_like_torchvision(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
+class VGG(ClassifierNet):
+    """VGG trunk + adaptive 7x7 average pool + three dense layers (torchvision layout)."""
+
+    classifier_path = "classifier.6"
+
+    def __init__(
+        self,
+        config: list[int | str],
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        batch_norm: bool = False,
+        act: str = "relu",
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.num_features = 4096
+        self.features = make_features(config, in_chans, batch_norm, act)
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.flatten = nn.Flatten()
+        self.classifier = make_classifier(512 * 7 * 7, num_classes, act, dropout)
+        _init_like_torchvision(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.classifier[:6](self.flatten(self.avgpool(x)))
+        return x if pre_logits else self.classifier[6](x)
+
+
+def _vgg(config: str, batch_norm: bool, num_classes: int, in_chans: int, **kwargs) -> VGG:
+    return VGG(CONFIGS[config], num_classes=num_classes, in_chans=in_chans, batch_norm=batch_norm, **kwargs)
+
+
+@register_model(
+    family="vgg",
+    input_size=(3, 224, 224),
+    paper=_PAPER,
+    year=2014,
+    ref_params=132_863_336,
+    ref_macs=7.61e9,
+    ref_source=_TV,
+)
+def vgg11(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG configuration A of Table 1."""
+    return _vgg("A", False, num_classes, in_chans, **kwargs)
+
+
+@register_model(
+    family="vgg",
+    input_size=(3, 224, 224),
+    paper=_PAPER,
+    year=2014,
+    ref_params=132_863_336,
+    ref_macs=7.61e9,
+    ref_source="same count as vgg11 (torchvision meta): LRN has no parameters; paper Table 2 gives 133 M for A and A-LRN",
+)
+def vgg11_lrn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG configuration A-LRN (A with local response normalisation after the first conv) of Table 1."""
+    return _vgg("A-LRN", False, num_classes, in_chans, **kwargs)
+
+
+@register_model(
+    family="vgg",
+    input_size=(3, 224, 224),
+    paper=_PAPER,
+    year=2014,
+    ref_params=133_047_848,
+    ref_macs=11.31e9,
+    ref_source=_TV,
+)
+def vgg13(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG configuration B of Table 1."""
+    return _vgg("B", False, num_classes, in_chans, **kwargs)
+
+
+@register_model(
+    family="vgg",
+    input_size=(3, 224, 224),
+    paper=_PAPER,
+    year=2014,
+    ref_params=138_357_544,
+    ref_macs=15.47e9,
+    ref_source=_TV + " (Keras VGG16 with top: 138,357,544)",
+)
+def vgg16(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG configuration D of Table 1."""
+    return _vgg("D", False, num_classes, in_chans, **kwargs)
+
+
+@register_model(
+    family="vgg",
+    input_size=(3, 224, 224),
+    paper=_PAPER,
+    year=2014,
+    ref_params=143_667_240,
+    ref_macs=19.63e9,
+    ref_source=_TV + " (Keras VGG19 with top: 143,667,240)",
+)
+def vgg19(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG configuration E of Table 1."""
+    return _vgg("E", False, num_classes, in_chans, **kwargs)
+
+
+@register_model(
+    family="vgg",
+    input_size=(3, 224, 224),
+    paper=_PAPER,
+    year=2014,
+    ref_params=132_868_840,
+    ref_macs=7.61e9,
+    ref_source=_TV,
+)
+def vgg11_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG configuration A of Table 1, batch norm after every conv (torchvision's variant)."""
+    return _vgg("A", True, num_classes, in_chans, **kwargs)
+
+
+@register_model(
+    family="vgg",
+    input_size=(3, 224, 224),
+    paper=_PAPER,
+    year=2014,
+    ref_params=133_053_736,
+    ref_macs=11.31e9,
+    ref_source=_TV,
+)
+def vgg13_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG configuration B of Table 1, batch norm after every conv (torchvision's variant)."""
+    return _vgg("B", True, num_classes, in_chans, **kwargs)
+
+
+@register_model(
+    family="vgg",
+    input_size=(3, 224, 224),
+    paper=_PAPER,
+    year=2014,
+    ref_params=138_365_992,
+    ref_macs=15.47e9,
+    ref_source=_TV,
+)
+def vgg16_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG configuration D of Table 1, batch norm after every conv (torchvision's variant)."""
+    return _vgg("D", True, num_classes, in_chans, **kwargs)
+
+
+@register_model(
+    family="vgg",
+    input_size=(3, 224, 224),
+    paper=_PAPER,
+    year=2014,
+    ref_params=143_678_248,
+    ref_macs=19.63e9,
+    ref_source=_TV,
+)
+def vgg19_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+    """VGG configuration E of Table 1, batch norm after every conv (torchvision's variant)."""
+    return _vgg("E", True, num_classes, in_chans, **kwargs)
+
+
+class KerasVGG16(ClassifierNet):
+    """The seed's Keras ``build_VGG_16``: ZeroPadding2D((1,1)) before every 'valid' 3x3 conv,
+    2x2/2 max-pools, Flatten, Dense 4096 + Dropout 0.5, Dense 4096 + Dropout 0.5, Dense classes.
+
+    The first dense layer sees ``512 * (H // 32) * (W // 32)`` features (Keras pools floor),
+    so the model is built for one ``input_size``; at 224x224 with 1000 classes it has the
+    same 138,357,544 parameters as ``vgg16``.
+    """
+
+    classifier_path = "classifier.6"
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        input_size: tuple[int, int] = (224, 224),
+        act: str = "relu",
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if min(input_size) < 32:
+            raise CnnkitError(
+                f"keras_vgg16 needs at least 32x32 input (five 2x2 pools), got {input_size[0]}x{input_size[1]}."
+            )
+        self.num_classes = num_classes
+        self.num_features = 4096
+        layers: list[nn.Module] = []
+        channels = in_chans
+        for item in CONFIGS["D"]:
+            if item == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                layers += [nn.ZeroPad2d(1), nn.Conv2d(channels, int(item), 3), make_act(act, int(item))]
+                channels = int(item)
+        self.features = nn.Sequential(*layers)
+        self.flatten = nn.Flatten()
+        h, w = (s // 32 for s in input_size)
+        # Keras order: Dense, Dropout, Dense, Dropout, Dense (activations fused in Keras, rows here)
+        self.classifier = nn.Sequential(
+            nn.Linear(512 * h * w, 4096),
+            make_act(act, 4096),
+            nn.Dropout(dropout),
+            nn.Linear(4096, 4096),
+            make_act(act, 4096),
+            nn.Dropout(dropout),
+            nn.Linear(4096, num_classes),
+        )
+        _init_like_torchvision(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.classifier[:6](self.flatten(x))
+        return x if pre_logits else self.classifier[6](x)
+
+
+@register_model(
+    family="vgg",
+    input_size=(3, 224, 224),
+    paper=_PAPER,
+    year=2014,
+    ref_params=138_357_544,
+    ref_macs=15.47e9,
+    ref_source="Keras VGG16 with top (138,357,544), the same layers as the seed's build_VGG_16 at 224x224x3",
+)
+def keras_vgg16(
+    num_classes: int = 1000, in_chans: int = 3, input_size: tuple[int, int] = (224, 224), **kwargs
+) -> KerasVGG16:
+    """The seed's Keras VGG16, row for row (ZeroPadding2D + Conv2D ... Flatten + Dense)."""
+    return KerasVGG16(num_classes=num_classes, in_chans=in_chans, input_size=input_size, **kwargs)
