@@ -1,0 +1,87 @@
+"""Seeded stratified splits, saved as ``split.json`` so a run can be repeated or resumed with
+exactly the same train/val/test membership."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnkit.errors import CnnkitError
+
+
+def stratified_split(
+    labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Indices for train/val/test, the same class proportions in each.
+
+    val/test get exactly ``round(N * fraction)`` images, shared out between classes in
+    proportion to their sizes (largest remainders); every class keeps at least one
+    training image.
+    """
+    for name, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= frac < 1:
+            raise CnnkitError(f"{name}={frac} must be in [0, 1). Use e.g. 0.1.")
+    if val_fraction + test_fraction >= 1:
+        raise CnnkitError("val_fraction + test_fraction must leave something to train on. Lower them.")
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    val_counts = _apportion(counts, val_fraction)
+    test_counts = _apportion(counts, test_fraction)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    for cls, n_val, n_test in zip(classes, val_counts, test_counts, strict=True):
+        idx = np.flatnonzero(labels == cls)
+        idx = idx[rng.permutation(len(idx))]
+        while n_val + n_test >= len(idx) and (n_val or n_test):  # keep one for training
+            if n_test >= n_val:
+                n_test -= 1
+            else:
+                n_val -= 1
+        parts["val"].append(idx[:n_val])
+        parts["test"].append(idx[n_val : n_val + n_test])
+        parts["train"].append(idx[n_val + n_test :])
+    return {k: np.sort(np.concatenate(v)).astype(np.int64) for k, v in parts.items()}
+
+
+def _apportion(counts: np.ndarray, fraction: float) -> list[int]:
+    """Per-class shares summing to exactly round(total * fraction) (largest remainders)."""
+    exact = counts * fraction
+    shares = np.floor(exact).astype(int)
+    missing = int(round(counts.sum() * fraction)) - int(shares.sum())
+    if missing > 0:
+        shares[np.argsort(-(exact - shares), kind="stable")[:missing]] += 1
+    return [int(s) for s in shares]
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON through a temp file + rename, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload))
+    os.replace(tmp, path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def load_split(run_dir: Path | None, source: str) -> dict[str, list] | None:
+    """A previously saved split of the same source from ``run_dir/split.json``, else None."""
+    if run_dir is None:
+        return None
+    path = Path(run_dir) / "split.json"
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if saved.get("source") != source:
+        return None
+    return saved.get("splits")
