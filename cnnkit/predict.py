@@ -6,9 +6,8 @@ The work is split at one seam so any source of weights plugs in:
   (size, resampling filter, mean/std, channels);
 * :func:`predict_with_model` - model + class names + preprocessing -> top-k per image;
 * :func:`load_predictor` - a zoo name (with its shipped weights, or ``weights=PATH`` and
-  ``classes=FILE``) -> those three things. A training run's checkpoint plugs in by
-  building the same three (its model, ``classes.json``, and the preprocessing it trained
-  with) and calling :func:`predict_with_model`.
+  ``classes=FILE``), or a ``cnnkit train`` run directory (:func:`load_run`: its best
+  checkpoint, ``classes.json`` and the preprocessing it trained with) -> those three things.
 """
 
 from __future__ import annotations
@@ -165,12 +164,7 @@ def load_predictor(
     from cnnkit.models.weights import load_weights, read_state_dict
 
     if model not in list_models() and Path(model).exists():
-        # The plug-in point for training runs: build (model, class names, preprocessing)
-        # from the run and call predict_with_model.
-        raise CnnkitError(
-            f"{model} is a path; predicting from a training run or checkpoint is not supported yet. "
-            "Pass --model NAME with --weights PATH (a state_dict) and --classes FILE."
-        )
+        return load_run(model)
     info = model_info(model)
     if info.kind != "image":
         raise CnnkitError(f"{model} classifies {info.kind}, not images; choose an image model.")
@@ -210,6 +204,48 @@ def load_predictor(
     return net, names, preprocessing
 
 
+def load_run(
+    run_dir: str | Path,
+) -> tuple[nn.Module, list[str], Callable[[Sequence[str | Path]], torch.Tensor]]:
+    """A ``cnnkit train`` run directory -> its best model, class names and preprocessing.
+
+    The preprocessing is exactly the evaluation path of training (same size, resize mode,
+    channels and the mean/std measured on the training split), read from
+    ``normalization.json``; the weights come from ``best.ckpt`` (else ``last.ckpt``),
+    loaded with ``weights_only=True``.
+    """
+    import json
+
+    from cnnkit.data import preprocess_images
+    from cnnkit.models.registry import create_model
+    from cnnkit.models.weights import load_weights, read_state_dict
+
+    run = Path(run_dir)
+    files = {name: run / name for name in ("config.json", "classes.json", "normalization.json")}
+    missing = [name for name, f in files.items() if not f.is_file()]
+    if not run.is_dir() or missing:
+        raise CnnkitError(
+            f"{run} is not a cnnkit run directory (missing {', '.join(missing) or 'the folder'}); "
+            "pass a folder written by 'cnnkit train' or a zoo model name."
+        )
+    config = json.loads(files["config.json"].read_text())
+    classes = json.loads(files["classes.json"].read_text())
+    norm = json.loads(files["normalization.json"].read_text())
+    checkpoint = run / "best.ckpt" if (run / "best.ckpt").is_file() else run / "last.ckpt"
+    input_size = tuple(norm["input_size"])
+    net = create_model(
+        config["model"], num_classes=len(classes), input_size=input_size, **config.get("model_options", {})
+    )
+    load_weights(net, read_state_dict(checkpoint))
+
+    def preprocess(paths: Sequence[str | Path]) -> torch.Tensor:
+        return preprocess_images(
+            list(paths), input_size, norm["mean"], norm["std"], norm.get("resize", "stretch")
+        )
+
+    return net, list(classes), preprocess
+
+
 def predict_images(
     paths: Sequence[str | Path] | str | Path,
     model: str = "efficientnet_lite0",
@@ -231,4 +267,5 @@ def predict_images(
     if isinstance(paths, (str, Path)):
         paths = [paths]
     net, names, preprocess = load_predictor(model, weights, classes, preprocessing, **model_kwargs)
+    # (a run directory passed as ``model`` brings its own preprocessing)
     return predict_with_model(net, names, preprocess, list(paths), topk, batch_size, device)

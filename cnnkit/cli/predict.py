@@ -1,7 +1,8 @@
 """``cnnkit predict IMAGE... [--model efficientnet_lite0] [--topk 5] [--json]``: top-k labels.
 
 Without ``--weights`` the model's shipped ImageNet weights are used (EfficientNet-Lite0,
-offline); ``--weights PATH --classes FILE`` classifies with a state_dict of any zoo model.
+offline); ``--weights PATH --classes FILE`` classifies with a state_dict of any zoo model;
+``--model runs/NAME`` uses a training run's best checkpoint, classes and preprocessing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ import json
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify image files: top-k labels with probabilities")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, BMP, ...)")
-    p.add_argument("--model", default="efficientnet_lite0", help="architecture (default: efficientnet_lite0)")
+    p.add_argument(
+        "--model",
+        default="efficientnet_lite0",
+        help="architecture (default: efficientnet_lite0), or a 'cnnkit train' run directory",
+    )
     p.add_argument("--topk", type=int, default=5, help="how many classes to show per image (default: 5)")
     p.add_argument("--weights", default=None, help="state_dict file (.safetensors or .pth) for --model")
     p.add_argument("--classes", default=None, help="class names, one per line (default: ImageNet's for 1000)")
