@@ -240,3 +240,41 @@ def test_invalid_options_fail_before_any_work(
     captured = capsys.readouterr()
     assert captured.err.startswith(f"cnnkit: error: {message}") and captured.err.count("\n") == 1
     assert captured.out == "" and not list(tmp_path.iterdir())
+
+
+def test_predict_from_the_run_directory(default_run: tuple[Path, str], tmp_path: Path) -> None:
+    """`cnnkit predict --model RUN` classifies image files with the run's best checkpoint,
+    its classes and the preprocessing it trained with (real digits written as PNG files)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    run_dir, _ = default_run
+    digits = load_digits()
+    paths, labels = [], []
+    for i in range(0, 1797, 36):  # 50 digits spread over the set
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray((digits.images[i] * 255 / 16).astype("uint8")).save(path)
+        paths.append(str(path))
+        labels.append(str(digits.target[i]))
+    out = subprocess.run(
+        [sys.executable, "-m", "cnnkit", "predict", *paths, "--model", str(run_dir), "--json", "--topk", "2"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out.stdout)
+    assert [r["image"] for r in results] == paths
+    predicted = [r["topk"][0]["label"] for r in results]
+    accuracy = sum(p == t for p, t in zip(predicted, labels, strict=True)) / len(labels)
+    assert accuracy >= 0.9, (accuracy, predicted, labels)
+    not_a_run = subprocess.run(
+        [sys.executable, "-m", "cnnkit", "predict", paths[0], "--model", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    assert not_a_run.returncode == 2
+    assert "not a cnnkit run directory" in not_a_run.stderr and "Traceback" not in not_a_run.stderr
