@@ -7,9 +7,8 @@ state_dict loads into it unchanged (conv1, bn1, relu, maxpool, layer1..layer4, a
 fc; blocks conv1/bn1/conv2/bn2(/conv3/bn3) and downsample.0/.1).
 
 Pre-activation ResNet v2 moves BN and ReLU *before* each convolution (BN-ReLU-conv), so
-the shortcut path carries the signal x_l -> x_L with nothing but additions; a last
-BN-ReLU runs before the pooling, because otherwise the classifier would see the sum of
-un-normalised residuals.
+the shortcut carries x_l -> x_L with nothing but additions; a last BN-ReLU runs before
+the pooling, else the classifier would see the sum of un-normalised residuals.
 
 The blocks are shared with the CIFAR networks in ``cnnkit/models/cifar_resnet.py``.
 """
