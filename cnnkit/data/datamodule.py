@@ -10,8 +10,10 @@ batched on the accelerator in ``on_after_batch_transfer``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -324,9 +326,9 @@ class CnnkitDataModule(L.LightningDataModule):
             self._cache_rows.get(split),
         )
 
-    def _loader(self, split: str, train: bool) -> DataLoader:
+    def _loader(self, split: str, train: bool, raw: bool = False) -> DataLoader:
         self._need()
-        pipeline = None if self.device_transforms else self.pipeline
+        pipeline = None if (self.device_transforms or raw) else self.pipeline
         if self.format == "folder":
             if split not in self.files:
                 raise CnnkitError(
@@ -365,6 +367,14 @@ class CnnkitDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
+
+    def uncropped_batches(self, split: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Evaluation batches of ``split`` before the centre crop that ``random_crop`` implies:
+        the full (resized, normalised) images that 10-crop testing cuts its ten patches from."""
+        augment = dataclasses.replace(self.augment, random_crop=None) if self.augment is not None else None
+        full = BatchPipeline(self._resize_to, self.resize, augment, self._mean, self._std)
+        for x, y in self._loader(split, train=False, raw=True):
+            yield full(x, False), y
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test" if self.has_test else "val", train=False)

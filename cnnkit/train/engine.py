@@ -24,7 +24,7 @@ from cnnkit.models.registry import create_model, model_info
 from cnnkit.summary import ModelSummary, count_params, summary
 from cnnkit.train.callbacks import AtomicCheckpointIO, EpochHistory
 from cnnkit.train.config import TrainConfig, parse_max_time
-from cnnkit.train.module import ClassifierModule, evaluate
+from cnnkit.train.module import ClassifierModule, evaluate, ten_crop_accuracy
 from cnnkit.train.optim import learning_rate
 from cnnkit.train.quiet import quiet_lightning
 from cnnkit.train.run_dir import (
@@ -330,4 +330,7 @@ def _final_results(
     }
     if dm.num_classes > 5:
         results["test_top5"] = scores["top5"]
+    crop = dm.augment.random_crop if dm.augment is not None else None
+    if crop is not None:  # trained on random patches: also test on ten of them per image
+        results["test_acc_10crop"] = ten_crop_accuracy(model, dm.uncropped_batches(split), crop, device)
     return results

@@ -174,3 +174,31 @@ def evaluate(
     result = tally.result()
     result["n"] = int(tally.sums[3]) if tally.sums is not None else 0
     return result
+
+
+def ten_crop_accuracy(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    crop_size: tuple[int, int],
+    device: torch.device | str = "cpu",
+) -> float:
+    """Top-1 accuracy with 10-crop testing (seed 003's CropPreprocessor; AlexNet's recipe):
+    the 4 corner and centre patches of each full image and their mirrors, probabilities
+    averaged over the ten. ``batches`` are the uncropped evaluation images."""
+    from cnnkit.data import ten_crop
+
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    try:
+        with torch.no_grad():
+            for x, y in batches:
+                x, y = x.to(device), y.to(device)
+                logits, _ = split_aux(model(ten_crop(x, crop_size)))
+                probs = logits.float().softmax(dim=1).view(x.shape[0], 10, -1).mean(dim=1)
+                correct += int((probs.argmax(dim=1) == y).sum())
+                total += int(y.numel())
+    finally:
+        model.train(was_training)
+    return correct / max(total, 1)
