@@ -217,6 +217,20 @@ class _InceptionResNet(ClassifierNet):
 
     classifier_path = "classif"
 
+    def _build_stem(self, in_chans: int) -> None:
+        """The stem both versions share up to 71x71x192 (Fig. 14 and the released v2)."""
+        self.conv2d_1a = BasicConv2d(in_chans, 32, kernel_size=3, stride=2)  # 299 -> 149
+        self.conv2d_2a = BasicConv2d(32, 32, kernel_size=3)  # -> 147
+        self.conv2d_2b = BasicConv2d(32, 64, kernel_size=3, padding=1)
+        self.maxpool_3a = nn.MaxPool2d(3, stride=2)  # -> 73
+        self.conv2d_3b = BasicConv2d(64, 80, kernel_size=1)
+        self.conv2d_4a = BasicConv2d(80, 192, kernel_size=3)  # -> 71
+
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        check_input_size(x)
+        x = self.conv2d_2b(self.conv2d_2a(self.conv2d_1a(x)))
+        return self.conv2d_4a(self.conv2d_3b(self.maxpool_3a(x)))
+
     def _build_head(self, num_features: int, num_classes: int, drop_rate: float) -> None:
         self.num_classes = num_classes
         self.num_features = num_features
@@ -242,12 +256,7 @@ class InceptionResNetV2(_InceptionResNet):
     ) -> None:
         super().__init__()
         scale_a, scale_b, scale_c = scales
-        self.conv2d_1a = BasicConv2d(in_chans, 32, kernel_size=3, stride=2)  # 299 -> 149
-        self.conv2d_2a = BasicConv2d(32, 32, kernel_size=3)  # -> 147
-        self.conv2d_2b = BasicConv2d(32, 64, kernel_size=3, padding=1)
-        self.maxpool_3a = nn.MaxPool2d(3, stride=2)  # -> 73
-        self.conv2d_3b = BasicConv2d(64, 80, kernel_size=1)
-        self.conv2d_4a = BasicConv2d(80, 192, kernel_size=3)  # -> 71
+        self._build_stem(in_chans)
         self.maxpool_5a = nn.MaxPool2d(3, stride=2)  # -> 35
         self.mixed_5b = Mixed5b()  # -> 35x35x320
         self.repeat = nn.Sequential(*(Block35(scale=scale_a) for _ in range(10)))
@@ -261,10 +270,7 @@ class InceptionResNetV2(_InceptionResNet):
         self._build_head(1536, num_classes, drop_rate)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_input_size(x)
-        x = self.conv2d_2b(self.conv2d_2a(self.conv2d_1a(x)))
-        x = self.conv2d_4a(self.conv2d_3b(self.maxpool_3a(x)))
-        x = self.mixed_5b(self.maxpool_5a(x))
+        x = self.mixed_5b(self.maxpool_5a(self._stem(x)))
         x = self.repeat_1(self.mixed_6a(self.repeat(x)))
         x = self.block8(self.repeat_2(self.mixed_7a(x)))
         return self.conv2d_7b(x)
@@ -283,12 +289,7 @@ class InceptionResNetV1(_InceptionResNet):
         super().__init__()
         scale_a, scale_b, scale_c = scales
         # Stem, Fig. 14: 299 -> 149 -> 147 -> 147 -> 73 -> 73 -> 71 -> 35x35x256
-        self.conv2d_1a = BasicConv2d(in_chans, 32, kernel_size=3, stride=2)
-        self.conv2d_2a = BasicConv2d(32, 32, kernel_size=3)
-        self.conv2d_2b = BasicConv2d(32, 64, kernel_size=3, padding=1)
-        self.maxpool_3a = nn.MaxPool2d(3, stride=2)
-        self.conv2d_3b = BasicConv2d(64, 80, kernel_size=1)
-        self.conv2d_4a = BasicConv2d(80, 192, kernel_size=3)
+        self._build_stem(in_chans)
         self.conv2d_4b = BasicConv2d(192, 256, kernel_size=3, stride=2)
         self.repeat = nn.Sequential(
             *(Block35(256, branch1=(32, 32), branch2=(32, 32, 32), scale=scale_a) for _ in range(5))
@@ -304,10 +305,7 @@ class InceptionResNetV1(_InceptionResNet):
         self._build_head(1792, num_classes, drop_rate)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_input_size(x)
-        x = self.conv2d_2b(self.conv2d_2a(self.conv2d_1a(x)))
-        x = self.conv2d_4a(self.conv2d_3b(self.maxpool_3a(x)))
-        x = self.repeat(self.conv2d_4b(x))
+        x = self.repeat(self.conv2d_4b(self._stem(x)))
         x = self.repeat_1(self.mixed_6a(x))
         return self.repeat_2(self.mixed_7a(x))
 
