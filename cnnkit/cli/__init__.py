@@ -6,21 +6,37 @@ work; this file only wires them together and turns user errors into one clear li
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from types import ModuleType
 
 from cnnkit.errors import CnnkitError
 
+# Sub-commands, in the order ``cnnkit --help`` lists them; each is cnnkit/cli/<name>.py.
+COMMANDS = (
+    "models",
+    "summary",
+    "stages",
+    "train",
+    "predict",
+    "features",
+    "evaluate",
+    "explain",
+    "leakage",
+    "doctor",
+    "dogapp",
+    "serve",
+    "export",
+)
+
 
 def _commands() -> list[ModuleType]:
-    from cnnkit.cli import models, summary
-
-    commands = [models, summary]
-    for optional in ("predict", "train"):
+    commands = []
+    for name in COMMANDS:
         try:
-            commands.append(__import__(f"cnnkit.cli.{optional}", fromlist=["run"]))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"cnnkit.cli.{optional}":
+            commands.append(importlib.import_module(f"cnnkit.cli.{name.replace('-', '_')}"))
+        except ModuleNotFoundError as exc:  # a command not written yet
+            if exc.name != f"cnnkit.cli.{name.replace('-', '_')}":
                 raise
     return commands
 

@@ -34,8 +34,9 @@ from cnnkit.data.sources import (
     load_digits_data,
     load_idx_data,
 )
-from cnnkit.data.splits import load_split, stratified_split, write_json_atomic, write_text_atomic
+from cnnkit.data.splits import load_split, stratified_split
 from cnnkit.errors import CnnkitError
+from cnnkit.fileio import write_json_atomic, write_text_atomic
 
 STATS_SAMPLE = 1000  # image-folder "dataset" normalisation: mean/std from this many training images
 

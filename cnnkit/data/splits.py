@@ -4,9 +4,7 @@ exactly the same train/val/test membership."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -54,21 +52,6 @@ def _apportion(counts: np.ndarray, fraction: float) -> list[int]:
     if missing > 0:
         shares[np.argsort(-(exact - shares), kind="stable")[:missing]] += 1
     return [int(s) for s in shares]
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON through a temp file + rename, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def load_split(run_dir: Path | None, source: str) -> dict[str, list] | None:

@@ -16,8 +16,8 @@ import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from cnnkit.fileio import write_bytes_atomic, write_text_atomic
 from cnnkit.train.quiet import quiet_worker
-from cnnkit.train.run_dir import write_bytes_atomic, write_text_atomic
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr", "time")
 

@@ -20,20 +20,15 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from torch import nn
 
 from cnnkit.errors import CnnkitError
+from cnnkit.fileio import write_json_atomic, write_text_atomic
 from cnnkit.models.registry import create_model, model_info
+from cnnkit.runs import RUN_DIR_ENV, data_label, global_rank_from_env
 from cnnkit.summary import ModelSummary, count_params, summary
 from cnnkit.train.callbacks import AtomicCheckpointIO, EpochHistory
 from cnnkit.train.config import TrainConfig, parse_max_time
 from cnnkit.train.module import ClassifierModule, evaluate, ten_crop_accuracy
 from cnnkit.train.optim import learning_rate
 from cnnkit.train.quiet import quiet_lightning
-from cnnkit.train.run_dir import (
-    RUN_DIR_ENV,
-    data_label,
-    global_rank_from_env,
-    write_json_atomic,
-    write_text_atomic,
-)
 
 
 def build_model_for_data(config: TrainConfig, make_datamodule: Any) -> tuple[Any, nn.Module, ModelSummary]:

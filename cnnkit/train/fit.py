@@ -114,7 +114,8 @@ def resolve_config(
     model: str | None, data: Any, resume: str | os.PathLike | None, options: dict[str, Any]
 ) -> tuple[TrainConfig, Path]:
     """The validated configuration and the run directory, before anything heavy is imported."""
-    from cnnkit.train.run_dir import check_resumable, new_run_dir, read_json
+    from cnnkit.fileio import read_json
+    from cnnkit.runs import check_resumable, new_run_dir
 
     names = [f.name for f in dataclasses.fields(TrainConfig)]
     for key in options:
@@ -173,7 +174,7 @@ def resolve_config(
 
 
 def _new_run_dir(config: TrainConfig, new_run_dir: Any) -> Path:
-    from cnnkit.train.run_dir import inherited_run_dir
+    from cnnkit.runs import inherited_run_dir
 
     inherited = inherited_run_dir()
     if inherited is not None:  # a process started by Lightning's DDP launcher: same folder as rank 0

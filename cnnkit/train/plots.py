@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from cnnkit.train.run_dir import write_bytes_atomic
+from cnnkit.fileio import write_bytes_atomic
 
 
 def plot_curves(rows: list[dict[str, float]], path: Path | str) -> None:

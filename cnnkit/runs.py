@@ -17,7 +17,6 @@ killed run leaves the previous complete version, never a truncated one)::
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -27,34 +26,6 @@ from typing import Any
 from cnnkit.errors import CnnkitError
 
 RUN_DIR_ENV = "CNNKIT_RUN_DIR"  # hands the run directory to the processes Lightning's DDP launcher starts
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    write_text_atomic(path, json.dumps(payload, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # tensors, numpy arrays and scalars
-        return value.tolist()
-    if isinstance(value, (Path, set, tuple)):
-        return str(value) if isinstance(value, Path) else list(value)
-    return str(value)
 
 
 def data_label(data: Any) -> str:
@@ -75,15 +46,6 @@ def new_run_dir(model: str, data: Any, root: str | Path = "runs") -> Path:
         n += 1
         path = base.with_name(f"{base.name}-{n}")
     return path
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise CnnkitError(f"{path} does not exist; is this a cnnkit run directory?") from None
-    except json.JSONDecodeError as exc:
-        raise CnnkitError(f"{path} is not valid JSON ({exc.msg}); the run directory is damaged.") from None
 
 
 def check_resumable(run_dir: str | Path) -> Path:
