@@ -25,7 +25,9 @@ class Preprocess:
     """How an image becomes a normalised (C, H, W) float tensor.
 
     ``size`` is the model input (H, W). ``resize``: ``"stretch"`` resizes the whole image to
-    ``size``; ``"aspect"`` scales the shorter side to fit and centre-crops.
+    ``size``; ``"aspect"`` scales the shorter side to fit and centre-crops. ``crop_pct`` < 1
+    (timm's convention) first resizes to ``size / crop_pct`` and then centre-crops ``size``
+    (torchvision's "resize 256, crop 224" is ``crop_pct=0.875``).
     ``resample`` is the PIL filter name. ``mean``/``std`` on [0, 1], per channel.
     """
 
@@ -35,6 +37,7 @@ class Preprocess:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     channels: int = 3
+    crop_pct: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
