@@ -25,10 +25,11 @@ import lightning as L
 import torch
 
 import cnnkit
+from cnnkit.shared import shared_path
 
-FASHION = Path("/work/shared/datasets/FashionMNIST/raw")
+FASHION = shared_path("datasets", "FashionMNIST", "raw")
 AUGMENT = "horizontal_flip=true"
-# zalandoresearch/fashion-mnist README benchmark (see /work/shared/reference/README.md)
+# zalandoresearch/fashion-mnist README benchmark (see ../shared/reference/README.md)
 PUBLISHED = {"2 conv layers, < 100K params": 0.925, "ResNet-18 + flip/translate/rotate": 0.949}
 
 

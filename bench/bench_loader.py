@@ -3,12 +3,14 @@
 (a) in-memory MNIST 28x28, batched augmentation ("default": rotation 10, shifts 0.1, zoom 0.1)
 (b) the same augmentation per image with PIL (ImageDataGenerator style), same images: ratio a/b
 (c) a folder of real JPEGs (CIFAR-10 images upscaled to 224x224): second-epoch loader speed
-    decoding every epoch vs reading the memory-mapped cache: ratio
+    decoding every epoch vs reading the memory-mapped cache (and cache + augmentation): ratio
+    of medians over interleaved repeats
 (d) what a model consumes: training-step images/s of LeNet-5 at 28px and ResNet-18 at 224px,
     and whether the loader keeps up.
 
     python bench/bench_loader.py            # about 3-5 minutes on 2 CPU cores
     python bench/bench_loader.py --quick    # fewer images
+    python bench/bench_loader.py --folder --repeats 5   # only (c), medians of 5 interleaved runs
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from PIL import Image
 import cnnkit
 from cnnkit.data import AugmentConfig, build_datamodule
 from cnnkit.data.sources import load_cifar_data
+from cnnkit.shared import shared_path
 
-DATASETS = Path("/work/shared/datasets")
+DATASETS = shared_path("datasets")  # ../shared beside the checkout, or $CNNKIT_SHARED
 
 
 def loader_rate(loader, max_images: int) -> float:  # noqa: ANN001
@@ -95,49 +98,55 @@ def train_step_rate(name: str, size: int, channels: int, batch: int, steps: int)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images and steps")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of (c); medians are reported")
+    parser.add_argument("--folder", action="store_true", help="only (c), the image-folder loader")
     args = parser.parse_args()
     n_mem, n_pil, n_jpeg, n_measure = (6400, 2000, 600, 300) if args.quick else (25600, 6000, 2000, 1000)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
-    # (a) + (b): in-memory MNIST, batched vs per-image augmentation
-    dm = build_datamodule(DATASETS / "MNIST" / "raw", batch_size=128, augment="default")
-    batched = loader_rate(dm.train_dataloader(), n_mem)
-    images = dm.splits["train"][0][:n_pil, 0].numpy()
-    per_image = pil_per_image_rate(images, dm.augment, dm.mean[0], dm.std[0])
-    print(f"(a) MNIST 28px in memory, batched augmentation : {batched:10.0f} img/s")
-    print(f"(b) same augmentation per image with PIL        : {per_image:10.0f} img/s")
-    print(f"    batched / per-image                          : {batched / per_image:10.1f} x")
+    batched = 0.0
+    if not args.folder:  # (a) + (b): in-memory MNIST, batched vs per-image augmentation
+        dm = build_datamodule(DATASETS / "MNIST" / "raw", batch_size=128, augment="default")
+        batched = loader_rate(dm.train_dataloader(), n_mem)
+        images = dm.splits["train"][0][:n_pil, 0].numpy()
+        per_image = pil_per_image_rate(images, dm.augment, dm.mean[0], dm.std[0])
+        print(f"(a) MNIST 28px in memory, batched augmentation : {batched:10.0f} img/s")
+        print(f"(b) same augmentation per image with PIL        : {per_image:10.0f} img/s")
+        print(f"    batched / per-image                          : {batched / per_image:10.1f} x")
 
-    # (c): image folder of real JPEGs, epoch 2 with and without the cache
+    # (c): image folder of real JPEGs, epoch 2 with and without the cache (medians of repeats)
     tmp = Path(tempfile.mkdtemp(prefix="cnnkit-bench-"))
+    augmented = 0.0
     try:
         start = time.perf_counter()
         write_jpeg_folder(tmp / "jpegs", n_jpeg)
         print(f"    wrote {n_jpeg} CIFAR-10 JPEGs at 224x224 in {time.perf_counter() - start:.1f} s")
-        rates = {}
-        for cache in (False, True):
-            start = time.perf_counter()
-            folder_dm = build_datamodule(
-                tmp / "jpegs", batch_size=64, image_size=224, cache=cache, cache_dir=tmp / "cache",
-                val_fraction=0.0, test_fraction=0.0,
-            )  # fmt: skip
-            setup = time.perf_counter() - start
-            loader = folder_dm.train_dataloader()
-            loader_rate(loader, 128)  # (part of) epoch 1: starts the workers
-            rates[cache] = loader_rate(loader, n_measure)  # epoch 2
-            label = "cached memmap" if cache else "decode JPEGs"
-            print(
-                f"(c) folder 224px, epoch 2, {label:15s}      : {rates[cache]:10.0f} img/s (setup {setup:.1f} s)"
-            )
-        print(f"    cache / decode                               : {rates[True] / rates[False]:10.1f} x")
-        folder_dm = build_datamodule(
-            tmp / "jpegs", batch_size=64, image_size=224, cache=True, cache_dir=tmp / "cache",
-            augment="default", val_fraction=0.0, test_fraction=0.0,
-        )  # fmt: skip
-        augmented = loader_rate(folder_dm.train_dataloader(), n_measure)
-        print(f"    cached + flip/shift augmentation (CPU)       : {augmented:10.0f} img/s")
+        rates: dict[str, list[float]] = {"decode JPEGs": [], "cached memmap": [], "cached + augment": []}
+        for _ in range(args.repeats):  # interleaved, so a busy spell hits every variant alike
+            for label, cache, augment in (
+                ("decode JPEGs", False, None),
+                ("cached memmap", True, None),
+                ("cached + augment", True, "default"),
+            ):
+                folder_dm = build_datamodule(
+                    tmp / "jpegs", batch_size=64, image_size=224, cache=cache, cache_dir=tmp / "cache",
+                    augment=augment, val_fraction=0.0, test_fraction=0.0,
+                )  # fmt: skip
+                loader = folder_dm.train_dataloader()
+                loader_rate(loader, 128)  # (part of) epoch 1: starts the workers
+                rates[label].append(loader_rate(loader, n_measure))  # epoch 2
+                del loader, folder_dm
+        median = {label: float(np.median(r)) for label, r in rates.items()}
+        for label, rate in median.items():
+            spread = f"{min(rates[label]):.0f}-{max(rates[label]):.0f}"
+            print(f"(c) folder 224px, epoch 2, {label:16s}     : {rate:10.0f} img/s (range {spread})")
+        print(f"    cache / decode (medians of {args.repeats})              : "
+              f"{median['cached memmap'] / median['decode JPEGs']:10.1f} x")  # fmt: skip
+        augmented = median["cached + augment"]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if args.folder:
+        return
 
     # (d): does the loader keep up with the model?
     for name, size, channels, batch, steps, supply in (

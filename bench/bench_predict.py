@@ -1,9 +1,11 @@
-"""CPU inference latency of pretrained EfficientNet-Lite0, and what its TF preprocessing is worth.
+"""CPU inference latency of the offline pretrained backbones, and what Lite0's TF preprocessing is worth.
 
-(a) Latency per image at 224x224, batch 1 and batch 32, median of ``--repeats`` timed runs
-    after warm-up: EfficientNet-Lite0 vs ResNet-50 from the same zoo (random weights, same
-    input) measured in the same run, printed as a ratio. Also decode + bicubic resize +
-    scaling of a real JPEG (the part of ``cnnkit predict`` before the model).
+(a) For every model with offline weights (EfficientNet-Lite0/1/2, MobileNetV2): latency per
+    image at its own input size, batch 1 and batch 32, median of ``--repeats`` timed runs
+    after warm-up, as a ratio to ResNet-50 (random weights, 224x224) measured in the same
+    run; and its top-1 (with probability) on two real photos (scikit-image's chelsea and
+    coffee) through its weights record's preprocessing. Also decode + resize + scaling of a
+    real JPEG (the part of ``cnnkit predict`` before the model).
 (b) ``--check-preprocessing N``: accuracy of the ImageNet weights under each convention we
     reproduce, with one convention switched off at a time: TF 'same' padding vs symmetric,
     (x - 127) / 128 vs ImageNet mean/std, bicubic vs bilinear, BatchNorm eps 1e-3 vs 1e-5.
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import pickle
 import statistics
 import tempfile
 import time
@@ -35,10 +36,13 @@ import torch
 from PIL import Image
 
 import cnnkit
+from cnnkit.data.sources import read_cifar_batch
 from cnnkit.imagenet import imagenet_classes
-from cnnkit.predict import EFFICIENTNET_LITE_PREPROCESSING, IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from cnnkit.models import get_weights, models_with_weights
+from cnnkit.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from cnnkit.shared import shared_path
 
-CIFAR_TEST = Path("/work/shared/datasets/cifar-10-batches-py/test_batch")
+CIFAR_TEST = shared_path("datasets", "cifar-10-batches-py", "test_batch")
 
 
 def _span(a: int, b: int) -> list[int]:
@@ -58,8 +62,10 @@ CIFAR_TO_IMAGENET = {
 }
 
 
-def median_ms_per_image(model: torch.nn.Module, batch: int, repeats: int, warmup: int = 3) -> float:
-    x = torch.randn(batch, 3, 224, 224)
+def median_ms_per_image(
+    model: torch.nn.Module, batch: int, repeats: int, side: int = 224, warmup: int = 3
+) -> float:
+    x = torch.randn(batch, 3, side, side)
     times = []
     with torch.inference_mode():
         for i in range(warmup + repeats):
@@ -71,28 +77,47 @@ def median_ms_per_image(model: torch.nn.Module, batch: int, repeats: int, warmup
 
 
 def latency(repeats: int) -> None:
-    lite = cnnkit.create_model("efficientnet_lite0", pretrained=True).eval()
+    import skimage.data
+
     torch.manual_seed(0)
     resnet = cnnkit.create_model("resnet50").eval()
+    names = imagenet_classes()
+    photos = {"chelsea": skimage.data.chelsea(), "coffee": skimage.data.coffee()}
+    print(f"(a) CPU latency, {torch.get_num_threads()} threads, median of {repeats} runs (batch 32: fewer)")
     print(
-        f"(a) CPU latency at 224x224, {torch.get_num_threads()} threads, median of {repeats} runs (ms/image)"
+        f"    {'model':<19} {'input':>5} {'ms b1':>7} {'ms/img b32':>10} {'r50/it b1':>9} {'r50/it b32':>10}  top-1"
     )
-    print(f"    {'batch':>5} {'efficientnet_lite0':>19} {'resnet50':>9} {'resnet50 / lite0':>17}")
-    for batch in (1, 32):
-        reps = repeats if batch == 1 else max(3, repeats // 4)
-        ms_lite = median_ms_per_image(lite, batch, reps)
-        ms_resnet = median_ms_per_image(resnet, batch, reps, warmup=1 if batch > 1 else 3)
-        print(f"    {batch:>5} {ms_lite:>19.2f} {ms_resnet:>9.2f} {ms_resnet / ms_lite:>16.2f}x")
-
-    import skimage.data
+    base = {b: median_ms_per_image(resnet, b, repeats if b == 1 else max(3, repeats // 4)) for b in (1, 32)}
+    print(
+        f"    {'resnet50 (random)':<19} {224:>5} {base[1]:>7.2f} {base[32]:>10.2f} {'1.00x':>9} {'1.00x':>10}"
+    )
+    for name in models_with_weights():
+        record = get_weights(name)
+        model = cnnkit.create_model(name, pretrained=True).eval()
+        side = record.preprocess.size[0]
+        ms = {
+            b: median_ms_per_image(model, b, repeats if b == 1 else max(3, repeats // 4), side)
+            for b in (1, 32)
+        }
+        with torch.inference_mode():
+            probs = model(record.preprocess(list(photos.values()))).softmax(1)
+        top1 = ", ".join(
+            f"{photo}: {names[int(p.argmax())]} {float(p.max()):.3f}"
+            for photo, p in zip(photos, probs, strict=True)
+        )
+        print(
+            f"    {name:<19} {side:>5} {ms[1]:>7.2f} {ms[32]:>10.2f} {base[1] / ms[1]:>8.2f}x "
+            f"{base[32] / ms[32]:>9.2f}x  {top1}"
+        )
 
     with tempfile.TemporaryDirectory() as folder:
         photo = Path(folder) / "chelsea.jpg"
-        Image.fromarray(skimage.data.chelsea()).save(photo, quality=95)
+        Image.fromarray(photos["chelsea"]).save(photo, quality=95)
+        prep = get_weights("efficientnet_lite0").preprocess
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            EFFICIENTNET_LITE_PREPROCESSING([photo])
+            prep([photo])
             times.append(time.perf_counter() - start)
     print(
         f"    decode + bicubic resize + scale, 451x300 JPEG: {1000 * statistics.median(times):.2f} ms/image"
@@ -100,8 +125,7 @@ def latency(repeats: int) -> None:
 
 
 def load_cifar(n: int) -> tuple[np.ndarray, np.ndarray]:
-    with open(CIFAR_TEST, "rb") as f:
-        batch = pickle.load(f, encoding="bytes")
+    batch = read_cifar_batch(CIFAR_TEST)  # restricted unpickler: builtin types only
     images = batch[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     labels = np.array(batch[b"labels"])
     keep = np.flatnonzero(np.isin(labels, list(CIFAR_TO_IMAGENET)))[:n]
@@ -109,7 +133,7 @@ def load_cifar(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def superclass_scores(
-    model: torch.nn.Module, prep: Preprocessing, images: np.ndarray, labels: np.ndarray
+    model: torch.nn.Module, prep: Preprocess, images: np.ndarray, labels: np.ndarray
 ) -> tuple[float, float]:
     """(superclass top-1, mean -log P(group)) of ``model`` on CIFAR images saved as PNGs."""
     correct, nll = 0, 0.0
@@ -150,7 +174,7 @@ def real_photos(folder: Path) -> list[Path]:
 
 
 def check_preprocessing(n: int) -> None:
-    tf_prep = EFFICIENTNET_LITE_PREPROCESSING
+    tf_prep = get_weights("efficientnet_lite0").preprocess
     reference = cnnkit.create_model("efficientnet_lite0", pretrained=True).eval()
     eps_1e5 = cnnkit.create_model("efficientnet_lite0", pretrained=True).eval()
     for m in eps_1e5.modules():

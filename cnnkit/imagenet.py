@@ -3,7 +3,8 @@
 Line i + 1 of ``cnnkit/data/imagenet_classes.txt`` is class i, in the standard order of
 torchvision and most pretrained models (0 ``tench`` ... 999 ``toilet tissue``). Two names
 occur twice, as in the original list: ``crane`` (134 the bird, 517 the machine) and
-``maillot`` (638, 639).
+``maillot`` (638, 639). The 118 dog breeds are the contiguous block :data:`DOG_CLASSES`
+(151 ``Chihuahua`` .. 268 ``Mexican hairless``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from functools import lru_cache
 from importlib import resources
 
 NUM_IMAGENET_CLASSES = 1000
+DOG_CLASSES = range(151, 269)  # the dog breeds of ImageNet-1k
 
 
 @lru_cache(maxsize=1)

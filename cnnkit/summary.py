@@ -10,10 +10,16 @@ How the numbers are counted (and why they can be checked by hand):
   of torchvision's published "GFLOPS" and the ResNet paper's "FLOPs" (true FLOPs are
   about 2x MACs). Pooling, normalisation and activations cost 0 MACs here.
 * Output shapes are PyTorch's (N, C, H, W); Keras prints (None, H, W, C).
+
+The pass runs on a weightless copy of the model on PyTorch's *meta* device
+(:func:`meta_copy`): shapes are propagated, nothing is computed or allocated, so VGG-19 at
+224x224 is summarised in milliseconds and every count stays exact. This module imports
+nothing from ``cnnkit.models`` (the models import it, never the reverse).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +54,8 @@ class ModelSummary:
     trainable_params: int = 0
     total_macs: int = 0
     output_shape: Any = None
+    shapes: dict[str, Any] = field(default_factory=dict)  # every module that ran -> output shape
+    stages: list[dict[str, Any]] = field(default_factory=list)  # feature_info rows, with shapes
 
     @property
     def non_trainable_params(self) -> int:
@@ -61,6 +69,7 @@ class ModelSummary:
             "trainable_params": self.trainable_params,
             "non_trainable_params": self.non_trainable_params,
             "total_macs": self.total_macs,
+            "stages": self.stages,
             "layers": [
                 {
                     "name": r.name,
@@ -87,8 +96,12 @@ class ModelSummary:
         out = [f'Model: "{self.model_name}"  input {format_shape((None, *self.input_size))}', "_" * width]
         out.append(f"{head[0]:<{w0}}  {head[1]:<{w1}}  {head[2]:>{w2}}  {head[3]:>{w3}}")
         out.append("=" * width)
-        for a, b, c, d in lines:
+        ends = self._stage_ends()
+        for row, (a, b, c, d) in zip(self.rows, lines, strict=True):
             out.append(f"{a:<{w0}}  {b:<{w1}}  {c:>{w2}}  {d:>{w3}}")
+            for stage in ends.get(row.name, []):
+                label = f" end of stage {stage['name']}: {stage['num_chs']} ch, stride {stage['reduction']} "
+                out.append(f"{label:-^{width}}")
         out.append("=" * width)
         out.append(f"Total params: {self.total_params:,}")
         out.append(f"Trainable params: {self.trainable_params:,}")
@@ -97,6 +110,18 @@ class ModelSummary:
         out.append(f"Params size (MB): {self.total_params * 4 / 2**20:.2f}")
         out.append("_" * width)
         return "\n".join(out)
+
+    def _stage_ends(self) -> dict[str, list[dict[str, Any]]]:
+        """Row name after which each stage ends: its module, or the last row inside it."""
+        ends: dict[str, list[dict[str, Any]]] = {}
+        for stage in self.stages:
+            if stage["name"] == "head":
+                continue
+            module = stage["module"]
+            inside = [r.name for r in self.rows if r.name == module or r.name.startswith(module + ".")]
+            if inside:
+                ends.setdefault(inside[-1], []).append(stage)
+        return ends
 
 
 def human_count(n: float) -> str:
@@ -148,22 +173,54 @@ def _shape_of(x: Any) -> Any:
     return None
 
 
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A weightless copy of ``model`` on the meta device, in eval mode, without hooks.
+
+    Parameters keep their shapes, sharing and ``requires_grad``; normalisation layers
+    (shape-keeping, and slow on meta) become the identity. Used for sizes, never values.
+    """
+    memo: dict[int, Any] = {}
+    for p in model.parameters():
+        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = torch.empty_like(b, device="meta")
+    clone = copy.deepcopy(model, memo)
+    for m in clone.modules():
+        m._forward_hooks.clear()
+        m._forward_pre_hooks.clear()
+        m._backward_hooks.clear()
+        if isinstance(m, _SHAPE_KEEPING):
+            m.forward = _identity
+    return clone.eval()
+
+
+_SHAPE_KEEPING = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
 def summary(
     model: nn.Module,
     input_size: tuple[int, ...] | None = None,
     depth: int | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
+    stages: bool = True,
 ) -> ModelSummary:
-    """Run one forward pass at ``input_size`` (C, H, W) and tabulate every layer.
+    """Run one shape-only forward pass at ``input_size`` (C, H, W) and tabulate every layer.
 
     ``input_size`` defaults to the size the architecture was registered with.
     ``depth=None`` lists leaf layers (as Keras does); ``depth=1`` folds everything into
     the top-level blocks (e.g. ResNet's ``layer1`` .. ``layer4``), summing their
-    parameters and MACs.
+    parameters and MACs. A model with ``feature_info`` gets its stages marked
+    (``stages=False`` skips finding them, for callers that only want the totals).
+    ``device`` is accepted for compatibility only: the pass always runs on ``meta``.
     """
     name = getattr(model, "model_name", type(model).__name__)
+    default = getattr(model, "default_input_size", None)
     if input_size is None:
-        input_size = getattr(model, "default_input_size", None)
+        input_size = default
         if input_size is None:
             raise CnnkitError(f"{name}: pass input_size=(C, H, W); the model does not know its default size.")
     input_size = tuple(int(d) for d in input_size)
@@ -173,9 +230,10 @@ def summary(
         )
 
     is_text = len(input_size) == 1
-    x = torch.zeros((1, *input_size), dtype=torch.long if is_text else torch.float32, device=device)
+    meta = meta_copy(model)
+    x = torch.zeros((1, *input_size), dtype=torch.long if is_text else torch.float32, device="meta")
 
-    names = {m: n for n, m in model.named_modules()}
+    names = {m: n for n, m in meta.named_modules()}
     depth_of = {m: (0 if n == "" else n.count(".") + 1) for m, n in names.items()}
     calls: list[dict[str, Any]] = []  # in call-start order
     open_calls: dict[int, list[dict[str, Any]]] = {}
@@ -192,28 +250,19 @@ def summary(
         if _is_leaf(module):
             rec["macs"] = leaf_macs(module, inputs, output)
 
-    handles = []
     for m in names:
-        if m is model:
-            continue
-        handles.append(m.register_forward_pre_hook(pre_hook))
-        handles.append(m.register_forward_hook(post_hook))
-    was_training = model.training
-    model.eval()
+        if m is not meta:
+            m.register_forward_pre_hook(pre_hook)
+            m.register_forward_hook(post_hook)
     try:
         with torch.no_grad():
-            out = model(x)
+            out = meta(x)
     except (RuntimeError, ValueError, IndexError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        default = _registered_size(name)
         hint = f" Its default input size is {'x'.join(map(str, default))}." if default else ""
         raise CnnkitError(
             f"{name} cannot take input {'x'.join(map(str, input_size))}: {first}.{hint}"
         ) from exc
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
 
     # Which calls become rows: leaves (depth=None), or modules at `depth` and leaves above it.
     def is_row(m: nn.Module) -> bool:
@@ -224,10 +273,9 @@ def summary(
 
     def inside_leaf(m: nn.Module) -> bool:
         # children of a layer that counts its own MACs are not rows of their own
-        n = names[m]
-        parts = n.split(".")
+        parts = names[m].split(".")
         for i in range(1, len(parts)):
-            parent = model.get_submodule(".".join(parts[:i]))
+            parent = meta.get_submodule(".".join(parts[:i]))
             if callable(getattr(parent, "macs", None)):
                 return True
         return False
@@ -236,6 +284,7 @@ def summary(
     leaf_calls = [c for c in calls if _is_leaf(c["module"]) and not inside_leaf(c["module"])]
     for c in calls:
         m = c["module"]
+        summ.shapes.setdefault(names[m], c["shape"])
         if not is_row(m) or inside_leaf(m):
             continue
         if depth is None or _is_leaf(m):
@@ -263,14 +312,29 @@ def summary(
     summ.trainable_params = sum(p.numel() for p in unique.values() if p.requires_grad)
     summ.total_macs = sum(c["macs"] for c in leaf_calls)
     summ.output_shape = _shape_of(out)
+    summ.stages = stage_rows(model, summ.shapes) if stages and not is_text else []
     return summ
 
 
-def _registered_size(name: str) -> tuple[int, ...] | None:
-    from cnnkit.models.registry import _REGISTRY
-
-    info = _REGISTRY.get(name)
-    return info.input_size if info else None
+def stage_rows(model: nn.Module, shapes: dict[str, Any]) -> list[dict[str, Any]]:
+    """``feature_info`` rows with the output shape of each stage and its parameters
+    (total and trainable), then a ``head`` row; empty for a model without stages."""
+    info = getattr(model, "feature_info", None)
+    groups = dict(model.param_groups()) if callable(getattr(model, "param_groups", None)) else {}
+    if not info:
+        return []
+    rows = []
+    for stage in [*info, {"name": "head", "module": getattr(model, "classifier_path", ""), "num_chs": None}]:
+        params = groups.get(stage["name"], [])
+        rows.append(
+            {
+                **stage,
+                "output_shape": shapes.get(stage["module"]),
+                "params": sum(p.numel() for p in params),
+                "trainable": sum(p.numel() for p in params if p.requires_grad),
+            }
+        )
+    return rows
 
 
 def _has_own_params(m: nn.Module) -> bool:

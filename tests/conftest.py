@@ -7,6 +7,7 @@ file, but under CI (``CI=true``) a missing dataset is a failure, never a silent 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,12 @@ import pytest
 from cnnkit.shared import shared_path
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_feature_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Feature caches of the test session go to a temp folder, never the user's ~/.cache."""
+    os.environ.setdefault("CNNKIT_FEATURES_CACHE", str(tmp_path_factory.mktemp("features-cache")))
 
 
 def need(*parts: str) -> Path:
@@ -25,6 +32,23 @@ def need(*parts: str) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def need_chromium() -> str:
+    """Path of a headless-capable Chromium; skip without one, but fail under CI."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    message = "chromium is not installed (apt-get install chromium); the browser tests need it"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def chromium() -> str:
+    return need_chromium()
 
 
 @pytest.fixture

@@ -16,8 +16,6 @@ from cnnkit.data import IMAGENET_MEAN, CnnkitDataModule, build_datamodule
 from cnnkit.data.sources import load_cifar_data
 from cnnkit.errors import CnnkitError
 
-CIFAR = Path("/work/shared/datasets/cifar-10-batches-py")
-
 
 def test_normalize_modes_on_digits() -> None:
     raw = build_datamodule("digits", normalize="none", batch_size=64)
@@ -50,10 +48,9 @@ def test_contract_attributes_and_describe(tmp_path: Path) -> None:
         no_test.test_dataloader()
 
 
-@pytest.mark.skipif(not CIFAR.is_dir(), reason="shared datasets not on this machine")
-def test_cifar100_layout_with_fine_labels(tmp_path: Path) -> None:
+def test_cifar100_layout_with_fine_labels(tmp_path: Path, cifar10_dir: Path) -> None:
     # CIFAR-100's python layout (train/test/meta, fine labels), filled with real CIFAR-10 pixels.
-    source = load_cifar_data(CIFAR, limit=300)
+    source = load_cifar_data(cifar10_dir, limit=300)
     x, y = source.splits["train"]
     for name, part in (("train", slice(0, 200)), ("test", slice(200, 300))):
         batch = {b"data": x[part].reshape(-1, 3072).numpy(), b"fine_labels": y[part].tolist()}

@@ -10,21 +10,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import need
 from PIL import Image
+from test_preprocess import png_header
 
-from cnnkit.data import build_datamodule, preprocess_images
+from cnnkit.data import build_datamodule
 from cnnkit.data.folder_dataset import DecodeCounter
 from cnnkit.data.sources import load_cifar_data
 from cnnkit.errors import CnnkitError
 
-CIFAR = Path("/work/shared/datasets/cifar-10-batches-py")
-pytestmark = pytest.mark.skipif(not CIFAR.is_dir(), reason="shared datasets not on this machine")
 CLASSES = ["cat", "dog", "ship"]
 
 
 @pytest.fixture(scope="module")
 def cifar_images() -> dict[str, list[np.ndarray]]:
-    data = load_cifar_data(CIFAR, limit=400)
+    data = load_cifar_data(need("datasets", "cifar-10-batches-py"), limit=400)
     x, y = data.splits["train"]
     out: dict[str, list[np.ndarray]] = {name: [] for name in CLASSES}
     for image, label in zip(x, y, strict=True):
@@ -51,13 +51,15 @@ def test_broken_files_are_skipped_listed_and_split_saved(tmp_path: Path, cifar_i
     jpeg = (root / "dog" / "whole.jpg").read_bytes()
     (root / "dog" / "truncated.jpg").write_bytes(jpeg[: len(jpeg) * 6 // 10])
     (root / "ship" / "notes.png").write_text("this is text, not a PNG")
+    (root / "ship" / "bomb.png").write_bytes(png_header(12_000, 12_000))  # 1.4e8 px declared, no pixels
     run = tmp_path / "run"
     dm = build_datamodule(root, batch_size=8, run_dir=run, image_size=32, num_workers=0, augment="default")
 
     skipped = dict(dm.skipped)
-    assert set(skipped) == {"cat/zero.jpg", "dog/truncated.jpg", "ship/notes.png"}
+    assert set(skipped) == {"cat/zero.jpg", "dog/truncated.jpg", "ship/notes.png", "ship/bomb.png"}
     assert "0 bytes" in skipped["cat/zero.jpg"] and "truncated" in skipped["dog/truncated.jpg"]
-    assert dm.describe()["skipped"] == 3
+    assert "(12000x12000) has more pixels than the limit" in skipped["ship/bomb.png"]
+    assert dm.describe()["skipped"] == 4
     listed = (run / "skipped_files.txt").read_text().splitlines()
     assert sorted(line.split("\t")[0] for line in listed) == sorted(skipped)
     assert dm.classes == CLASSES and dm.input_size == (3, 32, 32)
@@ -66,7 +68,7 @@ def test_broken_files_are_skipped_listed_and_split_saved(tmp_path: Path, cifar_i
     assert sorted(sum(saved["files"].values(), [])) == sorted(
         str(p.relative_to(root))
         for p in root.rglob("*")
-        if p.is_file() and p.name not in {"zero.jpg", "truncated.jpg", "notes.png"}
+        if p.is_file() and p.name not in {"zero.jpg", "truncated.jpg", "notes.png", "bomb.png"}
     )
     # Every batch of the training loader is finite and normalised: no broken sample slips in.
     for x, y in dm.train_dataloader():
@@ -122,12 +124,32 @@ def test_cache_is_read_and_nothing_is_decoded_after_it(tmp_path: Path, cifar_ima
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1  # no temp file left behind
 
 
-def test_preprocess_images_matches_the_evaluation_loader(tmp_path: Path, cifar_images) -> None:  # noqa: ANN001
+def test_eval_preprocess_matches_the_evaluation_loader(tmp_path: Path, cifar_images) -> None:  # noqa: ANN001
     root = write_folder(tmp_path / "images", cifar_images, count=10)
     for resize in ("stretch", "aspect"):
         dm = build_datamodule(root, batch_size=4, image_size=(48, 40), num_workers=0, resize=resize)
         x, _ = next(iter(dm.val_dataloader()))
-        first = root / dm.files["val"][0][0]
-        again = preprocess_images([first], dm.input_size, dm.mean, dm.std, resize=resize)
-        assert again.shape == (1, 3, 48, 40)
-        assert torch.allclose(again[0], x[0], atol=1e-5)
+        files = [root / rel for rel, _ in dm.files["val"][: len(x)]]
+        again = dm.eval_preprocess(files)
+        assert again.shape == (len(x), 3, 48, 40) and len(x) >= 3 and dm.eval_preprocess.resize == resize
+        assert torch.equal(again, x)
+
+
+def test_exif_rotated_photos_load_upright(tmp_path: Path, cifar_images) -> None:  # noqa: ANN001
+    """Phone photos store pixels sideways plus an EXIF orientation: sizes and pixels are upright."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    for kind in ("upright", "sideways"):
+        for name in CLASSES:
+            (tmp_path / kind / name).mkdir(parents=True)
+            for i, array in enumerate(cifar_images[name][:6]):
+                wide = Image.fromarray(array).resize((48, 32))  # 48 wide, 32 high
+                if kind == "upright":
+                    wide.save(tmp_path / kind / name / f"{i}.png")
+                else:
+                    wide.transpose(Image.ROTATE_90).save(tmp_path / kind / name / f"{i}.png", exif=exif)
+    upright, sideways = (
+        build_datamodule(tmp_path / k, batch_size=64, num_workers=0) for k in ("upright", "sideways")
+    )
+    assert upright.input_size == sideways.input_size == (3, 32, 48)
+    assert torch.equal(next(iter(sideways.val_dataloader()))[0], next(iter(upright.val_dataloader()))[0])

@@ -3,6 +3,7 @@ embedded digits and user arrays."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -13,16 +14,9 @@ from cnnkit.data import build_datamodule
 from cnnkit.data.sources import FASHION_MNIST_CLASSES, load_cifar_data, load_idx_data
 from cnnkit.errors import CnnkitError
 
-DATASETS = Path("/work/shared/datasets")
-MNIST = DATASETS / "MNIST" / "raw"
-FASHION = DATASETS / "FashionMNIST"
-CIFAR = DATASETS / "cifar-10-batches-py"
-needs = pytest.mark.skipif(not DATASETS.is_dir(), reason="shared datasets not on this machine")
 
-
-@needs
-def test_mnist_idx_full_sizes_and_first_labels() -> None:
-    data = load_idx_data(MNIST)
+def test_mnist_idx_full_sizes_and_first_labels(mnist_raw: Path) -> None:
+    data = load_idx_data(mnist_raw)
     x, y = data.splits["train"]
     assert x.shape == (60000, 1, 28, 28) and x.dtype == torch.uint8
     assert data.splits["test"][0].shape == (10000, 1, 28, 28)
@@ -31,10 +25,9 @@ def test_mnist_idx_full_sizes_and_first_labels() -> None:
     assert data.classes == [str(i) for i in range(10)]
 
 
-@needs
-def test_mnist_datamodule_from_dataset_folder_computes_stats() -> None:
+def test_mnist_datamodule_from_dataset_folder_computes_stats(mnist_raw: Path) -> None:
     # The dataset folder (parent of raw/) works too; MNIST stats are computed, not assumed.
-    dm = build_datamodule(MNIST.parent, batch_size=64, limit=6000, val_fraction=0.1)
+    dm = build_datamodule(mnist_raw.parent, batch_size=64, limit=6000, val_fraction=0.1)
     assert dm.split_sizes() == {"train": 5400, "val": 600, "test": 6000}
     assert dm.input_size == (1, 28, 28) and dm.has_test
     assert dm.mean[0] == pytest.approx(0.1237, abs=0.01) and dm.std[0] == pytest.approx(0.302, abs=0.01)
@@ -42,21 +35,19 @@ def test_mnist_datamodule_from_dataset_folder_computes_stats() -> None:
     assert x.dtype == torch.float32 and y.dtype == torch.int64 and x.shape == (64, 1, 28, 28)
 
 
-@needs
-def test_fashion_mnist_class_names() -> None:
-    data = load_idx_data(FASHION, limit=20)
+def test_fashion_mnist_class_names(fashion_raw: Path) -> None:
+    data = load_idx_data(fashion_raw.parent, limit=20)
     assert data.classes == FASHION_MNIST_CLASSES
     assert data.classes[9] == "Ankle boot" and data.splits["train"][1][:5].tolist() == [9, 0, 0, 3, 0]
 
 
-@needs
-def test_cifar10_classes_labels_and_training_mean() -> None:
-    data = load_cifar_data(CIFAR, limit=10000)  # first batch only: fast
+def test_cifar10_classes_labels_and_training_mean(cifar10_dir: Path) -> None:
+    data = load_cifar_data(cifar10_dir, limit=10000)  # first batch only: fast
     x, y = data.splits["train"]
     assert data.classes[:3] == ["airplane", "automobile", "bird"] and len(data.classes) == 10
     assert y[:10].tolist() == [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]
     assert x.shape == (10000, 3, 32, 32)
-    dm = build_datamodule(CIFAR, limit=10000, val_fraction=0.0)
+    dm = build_datamodule(cifar10_dir, limit=10000, val_fraction=0.0)
     assert dm.mean == pytest.approx((0.4914, 0.4822, 0.4465), abs=0.005)
     assert dm.input_size == (3, 32, 32) and dm.split_sizes()["train"] == 10000
 
@@ -104,3 +95,42 @@ def test_missing_path_error_is_one_line() -> None:
     with pytest.raises(CnnkitError) as info:
         build_datamodule(Path("/no/such/images"))
     assert "\n" not in str(info.value) and "Pass" in str(info.value)
+
+
+class _Hostile:
+    """Unpickling this calls ``os.system`` - what a poisoned ``data_batch_1`` would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_hostile_cifar_pickle_is_refused_and_nothing_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    folder = tmp_path / "cifar"
+    folder.mkdir()
+    payload = {b"data": _Hostile(marker), b"labels": [0, 1]}
+    (folder / "data_batch_1").write_bytes(pickle.dumps(payload, protocol=2))
+    with pytest.raises(CnnkitError) as info:
+        build_datamodule(folder)
+    message = str(info.value)
+    assert "data_batch_1" in message and "posix system" in message and "\n" not in message
+    assert not marker.exists()
+    # The same refusal for a pickle that reaches for builtins (eval) instead
+    (folder / "data_batch_1").write_bytes(
+        b"\x80\x02cbuiltins\neval\nq\x00X\x0b\x00\x00\x00print('hi')q\x01\x85q\x02Rq\x03."
+    )
+    with pytest.raises(CnnkitError, match="builtins eval"):
+        load_cifar_data(folder)
+
+
+def test_real_cifar_batches_pass_the_restricted_unpickler(cifar10_dir: Path) -> None:
+    from cnnkit.data.sources import read_cifar_batch
+
+    batch = read_cifar_batch(cifar10_dir / "data_batch_1")
+    assert batch[b"data"].shape == (10000, 3072) and batch[b"data"].dtype == np.uint8
+    assert read_cifar_batch(cifar10_dir / "batches.meta")[b"label_names"][0] == b"airplane"

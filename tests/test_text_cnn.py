@@ -97,3 +97,25 @@ def test_default_configuration_and_shapes() -> None:
     assert kim(torch.randint(2, 10_000, (3, 17))).shape == (3, 2)
     with pytest.raises(CnnkitError, match="built for sequences of 64 tokens"):
         seed(torch.randint(2, 10_000, (2, 50)))
+
+
+def test_text_cnn_trains_through_fit_on_the_tsv_and_saves_its_vocabulary(tmp_path, one_thread: None) -> None:
+    """``cnnkit.fit`` on a label<TAB>text file: stratified split, vocabulary from the training
+    sentences only (saved in the run directory), the usual run files and a held-out accuracy."""
+    import json
+
+    history = cnnkit.fit("text_cnn", str(CORPUS), epochs=12, out=str(tmp_path / "run"), verbose=0, seed=0)
+    results = history.results
+    assert results["split_sizes"] == {"train": 168, "val": 21, "test": 21}
+    assert results["test_acc"] >= 0.6 and results["sample_kind"] == "sentences"  # chance is 1/3
+    saved = json.loads((tmp_path / "run" / "vocab.json").read_text())
+    split = json.loads((tmp_path / "run" / "split.json").read_text())["splits"]
+    rows = [line.split("\t") for line in CORPUS.read_text().splitlines() if line and not line.startswith("#")]
+    longest = max(len(tokenize(rows[i][1])) for i in split["train"])
+    assert saved["seq_len"] == results["input_size"][0] == longest  # the longest training sentence
+    assert saved["words"][:2] == ["<pad>", "<unk>"]
+    train_words = {w for i in split["train"] for w in tokenize(rows[i][1])}
+    assert set(saved["words"][2:]) == train_words  # nothing from the held-out sentences
+    assert json.loads((tmp_path / "run" / "classes.json").read_text()) == ["cooking", "sport", "weather"]
+    with pytest.raises(CnnkitError, match="is text .* train a text model on it"):
+        cnnkit.fit("lenet5", str(CORPUS), epochs=1, out=str(tmp_path / "bad"), verbose=0)

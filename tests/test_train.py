@@ -85,8 +85,12 @@ def test_default_run_reaches_95_percent_and_writes_every_file(default_run: tuple
 
     rows = metric_rows(run_dir)
     assert ",".join(rows[0]) == "epoch,train_loss,train_acc,val_loss,val_acc,val_top5,lr,time"
-    assert [int(r["epoch"]) for r in rows] == list(range(10))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 11))  # numbered as printed
     assert max(float(r["val_acc"]) for r in rows) == pytest.approx(results["best_val_acc"])
+    # One epoch convention everywhere: results.json, metrics.csv and the console agree.
+    best_row = max(rows, key=lambda r: float(r["val_acc"]))
+    assert results["best_epoch"] == int(best_row["epoch"])
+    assert f"(best checkpoint: epoch {results['best_epoch']})" in stdout
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
 
     # LeNet-5's 8x8 digits are trained at its own 28x28; inference needs exactly this.
@@ -108,7 +112,7 @@ def test_best_checkpoint_loads_with_weights_only_and_reproduces_the_test_accurac
     checkpoint = torch.load(run_dir / "best.ckpt", map_location="cpu", weights_only=True)
     assert all(key.startswith("model.") for key in checkpoint["state_dict"])
     results = json.loads((run_dir / "results.json").read_text())
-    assert checkpoint["epoch"] == results["best_epoch"]
+    assert checkpoint["epoch"] + 1 == results["best_epoch"]  # Lightning counts from 0, we print from 1
 
     # A fresh model + the weights + the saved preprocessing give the reported accuracy exactly.
     state = read_state_dict(run_dir / "best.ckpt")  # unwraps Lightning's "model." prefix
@@ -132,10 +136,12 @@ def test_resume_after_kill_continues_and_matches_an_uninterrupted_run(
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 300
-    epoch = -1
-    while epoch < 1 and time.monotonic() < deadline and proc.poll() is None:
+    epoch, rows = -1, 0
+    while (epoch < 1 or rows < 2) and time.monotonic() < deadline and proc.poll() is None:
         if (run_dir / "last.ckpt").is_file():  # atomic writes: a file that exists is complete
             epoch = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=True)["epoch"]
+        if (run_dir / "metrics.csv").is_file():  # written just after the checkpoint of the epoch
+            rows = len(metric_rows(run_dir))
         time.sleep(0.02)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.kill()  # SIGKILL: no chance to clean up
@@ -153,7 +159,7 @@ def test_resume_after_kill_continues_and_matches_an_uninterrupted_run(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = metric_rows(run_dir)
-    assert [int(r["epoch"]) for r in rows] == list(range(10))  # each epoch exactly once
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 11))  # each epoch exactly once
     assert json.loads((run_dir / "results.json").read_text())["epochs"] == 10
     # Same seed, data order and augmentation per epoch: the resumed run is the uninterrupted one.
     reference, _ = default_run
@@ -178,7 +184,7 @@ def test_same_seed_gives_identical_metrics_and_another_seed_does_not(tmp_path: P
     assert [first.history[k] for k in keys] == [second.history[k] for k in keys]
     assert first.results["test_acc"] == second.results["test_acc"]
     assert first.history["train_loss"] != other.history["train_loss"]
-    assert first.epoch == [0] and first.run_dir == tmp_path / "a"
+    assert first.epoch == [1] and first.run_dir == tmp_path / "a"
     assert first.history["lr"] == [pytest.approx(0.01 / 25)]  # the epoch's rate: onecycle starts at peak/25
 
 

@@ -16,7 +16,7 @@ from cnnkit.data import build_datamodule
 from cnnkit.errors import CnnkitError
 from cnnkit.train import TrainConfig
 from cnnkit.train.config import OPTIMIZERS, parse_image_size, parse_max_time
-from cnnkit.train.module import ClassifierModule, Tally
+from cnnkit.train.module import ClassifierModule, EpochMetrics
 from cnnkit.train.optim import DEFAULT_LR, build_optimizer, build_scheduler, learning_rate
 
 
@@ -134,16 +134,16 @@ def test_aux_head_losses_are_added_with_the_networks_weight(digits_batch: tuple)
     model.eval()
     with torch.no_grad():
         module.validation_step((x, y), 0)  # eval mode: logits only, plain cross-entropy
-    assert module.val_tally.result()["loss"] > 0
+    assert module.val_metrics.compute()["loss"] > 0
 
 
-def test_tally_weights_a_smaller_last_batch_exactly() -> None:
-    tally = Tally()
+def test_epoch_metrics_weight_a_smaller_last_batch_exactly() -> None:
+    metrics = EpochMetrics(6)
     classes = torch.arange(6.0)
     logits = -(classes[None, :] - classes[:, None]).abs()  # sample i: class i first, far classes last
-    tally.update(torch.tensor(1.0), logits[:4], torch.tensor([0, 1, 2, 0]))  # 3 of 4 right
-    tally.update(torch.tensor(4.0), logits[4:], torch.tensor([4, 5]))  # 2 of 2 right
-    result = tally.result()
+    metrics.update(torch.tensor(1.0), logits[:4], torch.tensor([0, 1, 2, 0]))  # 3 of 4 right
+    metrics.update(torch.tensor(4.0), logits[4:], torch.tensor([4, 5]))  # 2 of 2 right
+    result = metrics.compute()
     assert result["acc"] == pytest.approx(5 / 6) and result["loss"] == pytest.approx((4 * 1 + 2 * 4) / 6)
     assert result["top5"] == pytest.approx(5 / 6)  # sample 3 ranks class 0 last (6th)
 
@@ -172,7 +172,7 @@ def test_early_stopping_ends_a_run_that_stops_improving(tmp_path: Path) -> None:
     finally:
         torch.set_num_threads(before)
     # Epoch 0 sets the best; epoch 1 cannot beat it by 0.5: patience 1 is used up.
-    assert history.epoch == [0, 1] and history.results["stopped_early"] is True
+    assert history.epoch == [1, 2] and history.results["stopped_early"] is True
     assert history.results["epochs"] == 2
     assert history.history["lr"] == [1e-3, 1e-3]  # Adam's default; the plateau schedule had no time to act
     # The stopper's state travels in the checkpoint, which still loads as plain data.

@@ -15,20 +15,22 @@ import math
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
+from conftest import need
 
 import cnnkit
 from cnnkit.models.lenet import C3_TABLE
 from cnnkit.models.maxout import MaxoutConv2d, MaxoutLinear
 from cnnkit.summary import count_params
 
-SEEDS = Path("/work/shared/seeds")
-REFERENCE = Path("/work/shared/reference/README.md")
-needs_seeds = pytest.mark.skipif(not SEEDS.is_dir(), reason="seed documents not present")
+
+def seed_text(name: str) -> str:
+    """A seed document from ../shared/seeds (skip without it; a failure under CI)."""
+    return (need("seeds") / name).read_text(encoding="utf-8")
+
 
 # cnnkit row type -> Keras layer class; activation rows have no Keras row (fused into the layer)
 KERAS_TYPE = {
@@ -134,7 +136,7 @@ def keras_table(calls: list[ast.Call], names: dict[str, object]) -> list[Row]:
 
 def seed_lines(name: str, start: str, stop: str) -> list[str]:
     """Lines of a seed file from the first line containing ``start`` to the next with ``stop``."""
-    lines = (SEEDS / name).read_text(encoding="utf-8").splitlines()
+    lines = seed_text(name).splitlines()
     first = next(i for i, line in enumerate(lines) if start in line)
     last = next(i for i in range(first + 1, len(lines)) if stop in lines[i])
     return lines[first : last + 1]
@@ -159,7 +161,6 @@ def cnnkit_rows(model: nn.Module, input_size: tuple[int, ...], drop: set[str] = 
 # --- Keras tables ----------------------------------------------------------------------------------
 
 
-@needs_seeds
 def test_seed_cifar_cnn_matches_the_printed_keras_summary() -> None:
     printed, total = parse_keras_summary(
         seed_lines("001-cnn-notes-keras-layers-transfer.txt", "sequential_4", "Total")
@@ -171,10 +172,9 @@ def test_seed_cifar_cnn_matches_the_printed_keras_summary() -> None:
     assert count_params(model) == total
 
 
-@needs_seeds
 def test_keras_formulas_reproduce_the_printed_summary() -> None:
     # the interpreter used for LeNet and VGG below, checked against real Keras output
-    lines = (SEEDS / "001-cnn-notes-keras-layers-transfer.txt").read_text(encoding="utf-8").splitlines()
+    lines = seed_text("001-cnn-notes-keras-layers-transfer.txt").splitlines()
     table = next(i for i, line in enumerate(lines) if "sequential_4" in line)
     code = lines[max(i for i in range(table) if "model = Sequential()" in lines[i]) : table]
     printed, _ = parse_keras_summary(
@@ -183,7 +183,6 @@ def test_keras_formulas_reproduce_the_printed_summary() -> None:
     assert keras_table(model_add_calls(code), {}) == printed
 
 
-@needs_seeds
 def test_lenet5_matches_the_seed_keras_code_and_hand_count() -> None:
     code = seed_lines(
         "002-cnn-architectures-lenet-to-resnet.txt", "# Building the Model Architecture", "compile"
@@ -194,12 +193,11 @@ def test_lenet5_matches_the_seed_keras_code_and_hand_count() -> None:
     ]  # fmt: skip
     assert cnnkit_rows(cnnkit.create_model("lenet5"), (1, 28, 28)) == expected
     # and the reference README's hand count "(156 + 2,416 + 30,840 + 10,164 + 850)"
-    readme = REFERENCE.read_text(encoding="utf-8")
+    readme = need("reference", "README.md").read_text(encoding="utf-8")
     hand = re.search(r"\((156 \+ [\d,+ ]+)\)", readme).group(1)
     assert [p for *_, p in expected if p] == [int(t.replace(",", "")) for t in hand.split(" + ")]
 
 
-@needs_seeds
 @pytest.mark.parametrize(
     "input_hwc,num_classes",
     [

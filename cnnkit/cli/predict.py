@@ -1,14 +1,19 @@
 """``cnnkit predict IMAGE... [--model efficientnet_lite0] [--topk 5] [--json]``: top-k labels.
 
-Without ``--weights`` the model's shipped ImageNet weights are used (EfficientNet-Lite0,
-offline); ``--weights PATH --classes FILE`` classifies with a state_dict of any zoo model;
-``--model runs/NAME`` uses a training run's best checkpoint, classes and preprocessing.
+Without ``--weights`` the model's shipped ImageNet weights are used (``cnnkit models`` lists
+the models that have them; all offline); ``--weights PATH --classes FILE`` classifies with a
+state_dict of any zoo model; ``--model runs/NAME`` uses a training run's best checkpoint,
+classes and exactly its evaluation preprocessing; ``--runtime onnx`` runs the same model
+through onnxruntime (an exported ``.onnx`` file, or the model exported on the fly). Each bad image (missing, not an image,
+truncated, more pixels than ``--max-image-pixels``) gets one ``cnnkit: error:`` line; the
+others are still classified, and the exit status is 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +28,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default=None, help="state_dict file (.safetensors or .pth) for --model")
     p.add_argument("--classes", default=None, help="class names, one per line (default: ImageNet's for 1000)")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: 16)")
+    p.add_argument(
+        "--max-image-pixels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refuse images with more pixels, a decompression-bomb guard "
+        "(default: $CNNKIT_MAX_IMAGE_PIXELS, else 89478485 as Pillow)",
+    )
+    p.add_argument(
+        "--runtime",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="inference runtime; onnx runs --model FILE.onnx, or exports the model on the fly",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="threads decoding images while the model runs (default: CPUs, at most 8)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list instead of text")
     p.set_defaults(run=run)
 
@@ -40,17 +65,30 @@ def format_predictions(results: list[dict]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from cnnkit.errors import CnnkitError
-    from cnnkit.predict import predict_images
+    from cnnkit.preprocess import max_image_pixels
+    from cnnkit.runtime import load_runtime, predict_paths
 
     if args.batch_size < 1:
         raise CnnkitError(f"--batch-size must be at least 1, got {args.batch_size}.")
-    results = predict_images(
-        args.images,
-        model=args.model,
-        topk=args.topk,
+    if args.max_image_pixels is not None and args.max_image_pixels < 1:
+        raise CnnkitError(f"--max-image-pixels must be at least 1, got {args.max_image_pixels}.")
+    errors: list[tuple[str, str]] = []
+    if args.workers is not None and args.workers < 1:
+        raise CnnkitError(f"--workers must be at least 1, got {args.workers}.")
+    loaded = load_runtime(
+        args.model,
+        args.runtime,
         weights=args.weights,
         classes=args.classes,
-        batch_size=args.batch_size,
+        max_image_pixels=max_image_pixels(args.max_image_pixels),
     )
-    print(json.dumps(results, indent=2) if args.json else format_predictions(results))
-    return 0
+    results = predict_paths(
+        loaded, args.images, topk=args.topk, batch_size=args.batch_size, workers=args.workers, errors=errors
+    )
+    if args.json:
+        print(json.dumps(results, indent=2))
+    elif results:
+        print(format_predictions(results))
+    for _, message in errors:
+        print(f"cnnkit: error: {message}", file=sys.stderr)
+    return 2 if errors else 0

@@ -1,4 +1,4 @@
-"""``cnnkit summary NAME [--input-size 3x224x224]``: the Keras-style layer table."""
+"""``cnnkit summary NAME [--input-size 3x224x224]``: the Keras-style layer table, stages marked."""
 
 from __future__ import annotations
 
@@ -20,6 +20,20 @@ def parse_size(text: str) -> tuple[int, ...]:
     return dims
 
 
+def resolve_size(info: object, size: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    """A parsed ``--input-size`` completed with the model's channels: 224 -> 3x224x224."""
+    if size is None or info.kind != "image":  # type: ignore[attr-defined]
+        return size
+    channels = info.input_size[0]  # type: ignore[attr-defined]
+    if len(size) == 1:
+        return (channels, size[0], size[0])
+    if len(size) == 2:
+        return (channels, *size)
+    if len(size) != 3:
+        raise CnnkitError(f"input size {size} should be CxHxW, e.g. 3x224x224.")
+    return size
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("summary", help="layer-by-layer table: output shapes, parameters, MACs")
     p.add_argument("model", help="architecture name (see 'cnnkit models')")
@@ -33,19 +47,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from cnnkit.models.registry import create_model, model_info
     from cnnkit.summary import summary
 
-    info = model_info(args.model)
-    size = args.input_size
-    if size is not None and info.kind == "image":
-        if len(size) == 1:
-            size = (info.input_size[0], size[0], size[0])
-        elif len(size) == 2:
-            size = (info.input_size[0], *size)
-        elif len(size) != 3:
-            raise CnnkitError(f"input size {size} should be CxHxW, e.g. 3x224x224.")
-    model = create_model(args.model, num_classes=args.num_classes, input_size=size)
+    size = resolve_size(model_info(args.model), args.input_size)
+    with torch.device("meta"):  # the table needs shapes, not weights
+        model = create_model(args.model, num_classes=args.num_classes, input_size=size)
     result = summary(model, size, depth=args.depth)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result)
     return 0

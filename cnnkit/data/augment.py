@@ -184,7 +184,7 @@ class AugmentConfig:
 
         A leading preset name is allowed and the rest override it: ``"default,zoom_range=0"``.
         """
-        parts = [p.strip() for p in _split_top_level(text) if p.strip()]
+        parts = [p.strip() for p in split_top_level(text) if p.strip()]
         base: AugmentConfig | None = None
         if parts and "=" not in parts[0]:
             base = cls.preset(parts.pop(0).lower(), channels)
@@ -195,7 +195,7 @@ class AugmentConfig:
                     f"augmentation item {part!r} is not knob=value. Write e.g. rotation_range=10."
                 )
             key, raw = (s.strip() for s in part.split("=", 1))
-            knobs[key] = _parse_value(raw)
+            knobs[key] = parse_value(raw)
         return cls.from_dict(knobs, base)
 
 
@@ -228,8 +228,9 @@ def _pair(value: Any, name: str) -> tuple[float, float]:
     return (lo, hi)
 
 
-def _split_top_level(text: str) -> list[str]:
-    """Split on commas that are not inside brackets, so tuples survive."""
+def split_top_level(text: str) -> list[str]:
+    """Split on commas that are not inside brackets, so tuples survive ("a=1,b=(2,3)" -> 2 parts).
+    The one parser of ``key=value,...`` option strings (augmentation, schedule and model options)."""
     parts, depth, current = [], 0, []
     for char in text:
         depth += char in "(["
@@ -243,7 +244,8 @@ def _split_top_level(text: str) -> list[str]:
     return parts
 
 
-def _parse_value(raw: str) -> Any:
+def parse_value(raw: str) -> Any:
+    """``true/yes/on``, ``false/no/off``, ``none/null``, a Python literal, else the bare word."""
     lowered = raw.lower()
     if lowered in ("true", "yes", "on"):
         return True

@@ -26,7 +26,7 @@ from cnnkit.data.augment import AugmentConfig, resolve_augment
 from cnnkit.data.folder import scan_folder
 from cnnkit.data.folder_dataset import FolderBatchDataset, build_cache
 from cnnkit.data.loaders import BatchPipeline, MemoryBatchDataset, SeededBatchSampler
-from cnnkit.data.preprocess import channel_stats, check_resize_mode, convert_channels, fixed_normalization
+from cnnkit.data.preprocess import channel_stats, check_resize_mode, convert_channels, normalization
 from cnnkit.data.sources import (
     detect_format,
     load_array_data,
@@ -37,6 +37,8 @@ from cnnkit.data.sources import (
 from cnnkit.data.splits import load_split, stratified_split
 from cnnkit.errors import CnnkitError
 from cnnkit.fileio import write_json_atomic, write_text_atomic
+from cnnkit.preprocess import Preprocess
+from cnnkit.runs import SKIPPED_FILE, SPLIT_FILE
 
 STATS_SAMPLE = 1000  # image-folder "dataset" normalisation: mean/std from this many training images
 
@@ -90,6 +92,7 @@ class CnnkitDataModule(L.LightningDataModule):
         self.num_workers = (
             (0 if in_memory else min(8, os.cpu_count() or 1)) if num_workers is None else num_workers
         )
+        self._workers_given = num_workers is not None
         self.device_transforms = False
         self._ready = False
         self._device_generators: dict[str, torch.Generator] = {}
@@ -110,7 +113,7 @@ class CnnkitDataModule(L.LightningDataModule):
         if crop is not None and (crop[0] > self.out_size[0] or crop[1] > self.out_size[1]):
             raise CnnkitError(f"random_crop {crop} is larger than the {self.out_size} images. Lower it.")
         self._input_size = (self.channels, *(crop or self.out_size))
-        fixed = fixed_normalization(self.normalize, self.channels)
+        fixed = normalization(self.normalize, self.channels)
         self._mean, self._std = fixed if fixed is not None else self._train_stats()
         self.pipeline = BatchPipeline(self._resize_to, self.resize, self.augment, self._mean, self._std)
         self._write_run_files()
@@ -187,6 +190,7 @@ class CnnkitDataModule(L.LightningDataModule):
         fractions = f"val={self.val_fraction}:test={self.test_fraction}"
         key = f"{self.format}:{self._source_key()}:n={len(labels)}:{fractions}:{digest.hexdigest()[:12]}"
         self._split_key, self._made_splits = key, missing
+        self._pool_labels = np.asarray(labels, dtype=np.int64)
         if not missing:
             return {}
         saved = load_split(self.run_dir, key)
@@ -236,10 +240,10 @@ class CnnkitDataModule(L.LightningDataModule):
             split_file["splits"] = {k: v.tolist() for k, v in self._split_indices.items()}
         if self.format == "folder":
             split_file["files"] = {k: [rel for rel, _ in v] for k, v in self.files.items()}
-        write_json_atomic(self.run_dir / "split.json", split_file)
+        write_json_atomic(self.run_dir / SPLIT_FILE, split_file)
         if self._skipped or self.format == "folder":
             write_text_atomic(
-                self.run_dir / "skipped_files.txt",
+                self.run_dir / SKIPPED_FILE,
                 "".join(f"{path}\t{reason}\n" for path, reason in self._skipped),
             )
 
@@ -273,6 +277,25 @@ class CnnkitDataModule(L.LightningDataModule):
         return self._std
 
     @property
+    def eval_preprocess(self) -> Preprocess:
+        """The evaluation transform of this module as a :class:`~cnnkit.preprocess.Preprocess`:
+        applied to the image files of a split it gives exactly the tensors of the val/test
+        loaders (resize to the image size, centre patch of ``random_crop``, the mean/std
+        measured on the training split). A run directory stores it; prediction applies it.
+        (In-memory sources have no files: new files are resized by PIL, their batches by
+        ``F.interpolate``, with the same geometry.)"""
+        self._need()
+        crop = self.augment.random_crop if self.augment is not None else None
+        return Preprocess(
+            size=tuple(crop or self.out_size),
+            resize=self.resize,
+            mean=self._mean,
+            std=self._std,
+            channels=self.channels,
+            resize_size=tuple(self.out_size) if crop else None,
+        )
+
+    @property
     def has_test(self) -> bool:
         self._need()
         return "test" in (self.files if self.format == "folder" else self.splits)
@@ -281,6 +304,14 @@ class CnnkitDataModule(L.LightningDataModule):
     def skipped(self) -> list[tuple[str, str]]:
         self._need()
         return list(self._skipped)
+
+    def split_pool(self) -> tuple[np.ndarray, str, list[str]]:
+        """(labels of the pool the val/test splits are carved from, the key a saved
+        ``split.json`` must carry to be reused, the splits made from the pool). Writing
+        ``{"source": key, "splits": {"train": idx, "val": idx, "test": idx}}`` into a run
+        directory fixes that run's split - how :mod:`cnnkit.evaluate.cv` sets up its folds."""
+        self._need()
+        return self._pool_labels.copy(), self._split_key, list(self._made_splits)
 
     def split_sizes(self) -> dict[str, int]:
         self._need()
@@ -305,6 +336,7 @@ class CnnkitDataModule(L.LightningDataModule):
             "mean": list(self.mean),
             "std": list(self.std),
             "augment": self.augment.to_dict() if self.augment is not None else None,
+            "preprocess": self.eval_preprocess.to_dict(),
             "batch_size": self.batch_size,
             "seed": self.seed,
             "cache": str(self._cache_path) if self._cache_path else None,
@@ -350,6 +382,14 @@ class CnnkitDataModule(L.LightningDataModule):
             )
             self._samplers[split] = sampler
         workers = self.num_workers
+        cpu_normalise_only = pipeline is not None and not (train and self.augment is not None)
+        if self._cache_path is not None and not self._workers_given and cpu_normalise_only:
+            # A cached folder whose batches only need normalising loads in the main process: a
+            # memmap gather and a chunked normalise cost less than handing a float batch over
+            # from a worker through shared memory (5.9x vs 2.8x the decoding loader at 224 px,
+            # bench/bench_loader.py --folder). CPU augmentation, and uint8 batches for the
+            # device transforms, still gain from workers.
+            workers = 0
         return DataLoader(
             dataset,
             batch_size=None,
@@ -403,7 +443,7 @@ def build_datamodule(data: Any = "digits", **kwargs: Any) -> CnnkitDataModule:
     ``(x, y)`` arrays. Keywords (all optional): ``batch_size`` (128), ``image_size`` (H, W) or
     int (None = natural size), ``in_chans`` 1 | 3, ``augment`` (None | "default" | "light" |
     "strong" | "knob=value,..." | dict | AugmentConfig), ``val_fraction`` / ``test_fraction``
-    (0.1 each, only for splits the source lacks), ``seed``, ``num_workers`` (None = 0 in memory,
+    (0.1 each, only for splits the source lacks), ``seed``, ``num_workers`` (None = 0 in memory or cached,
     else up to 8), ``cache`` (image folders: memmap of resized images in ``cache_dir``, else
     ``run_dir/cache``, else ~/.cache/cnnkit/images), ``run_dir`` (split.json,
     skipped_files.txt), ``classes`` (names for arrays), ``resize`` "stretch" | "aspect",

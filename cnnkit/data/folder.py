@@ -13,9 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
 from cnnkit.errors import CnnkitError
+from cnnkit.preprocess import is_sideways, open_image
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
@@ -50,8 +49,10 @@ def check_image(path: Path) -> tuple[str | None, tuple[int, int] | None, str | N
     try:
         if path.stat().st_size == 0:
             return "empty file (0 bytes)", None, None
-        with Image.open(path) as image:
+        with open_image(path, name=path.name) as image:  # the shared pixel limit: no bombs in training
             size, mode, fmt = (image.height, image.width), image.mode, image.format
+            if is_sideways(image):  # EXIF orientation: shown (and decoded) turned by 90 degrees
+                size = size[::-1]
             image.verify()
         if fmt == "JPEG":
             with open(path, "rb") as f:
@@ -59,8 +60,8 @@ def check_image(path: Path) -> tuple[str | None, tuple[int, int] | None, str | N
                 if b"\xff\xd9" not in f.read():
                     return "truncated JPEG (no end-of-image marker)", None, None
         return None, size, mode
-    except Image.UnidentifiedImageError:
-        return "not an image (PIL cannot identify it)", None, None
+    except CnnkitError as exc:  # not an image, or too many pixels
+        return str(exc), None, None
     except Exception as exc:  # noqa: BLE001 - any decoder error means: skip this file
         return f"corrupt image ({type(exc).__name__}: {exc})", None, None
 

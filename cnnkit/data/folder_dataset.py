@@ -10,9 +10,7 @@ decode a JPEG again. Files that fail to decode while building are reported as sk
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -21,9 +19,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cnnkit.data.loaders import BatchPipeline, apply_pipeline
-from cnnkit.data.preprocess import load_image
+from cnnkit.fileio import atomic_path, read_json, write_json_atomic
+from cnnkit.preprocess import load_pixels
 
 log = logging.getLogger(__name__)
+DECODE_VERSION = 2
 
 
 class DecodeCounter:
@@ -67,7 +67,7 @@ class FolderBatchDataset(Dataset):
             j = (i + attempt) % len(self.files)
             try:
                 DecodeCounter.count += 1
-                return load_image(self.root / self.files[j], self.size, self.channels, self.resize)
+                return load_pixels(self.root / self.files[j], self.size, self.channels, self.resize)
             except Exception as exc:  # noqa: BLE001 - never hand a broken sample to the model
                 warnings.warn(f"skipping unreadable image {self.files[j]}: {exc}", stacklevel=2)
         raise RuntimeError("no readable image left in this split")
@@ -76,11 +76,8 @@ class FolderBatchDataset(Dataset):
         if self.cache_path is not None:
             if self._cache is None:
                 self._cache = np.load(self.cache_path, mmap_mode="r")
-            rows = self.cache_rows[indices]
-            order = np.argsort(rows)  # sorted reads are sequential on disk
-            out = np.empty((len(rows), *self._cache.shape[1:]), dtype=np.uint8)
-            out[order] = self._cache[rows[order]]
-            return torch.from_numpy(out)
+            # one gather, no sort-and-scatter: after the first epoch the rows are in the page cache
+            return torch.from_numpy(np.take(self._cache, self.cache_rows[indices], axis=0))
         return torch.from_numpy(np.stack([self.decode(int(i)) for i in indices]))
 
     def __getitem__(self, item: tuple[np.ndarray, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,7 +88,8 @@ class FolderBatchDataset(Dataset):
 
 def cache_key(root: Path, files: list[str], size: tuple[int, int], channels: int, resize: str) -> str:
     """Changes whenever a file, its size or mtime, or the decode settings change."""
-    digest = hashlib.sha1(f"{Path(root).resolve()}|{size}|{channels}|{resize}".encode())
+    # DECODE_VERSION: bump when decoding changes (v2: EXIF orientation, 16-bit scaling)
+    digest = hashlib.sha1(f"{DECODE_VERSION}|{Path(root).resolve()}|{size}|{channels}|{resize}".encode())
     for rel in files:
         st = (Path(root) / rel).stat()
         digest.update(f"{rel}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -111,7 +109,7 @@ class _DecodeOne(Dataset):
 
     def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, str]:
         try:
-            return i, load_image(self.root / self.files[i], self.size, self.channels, self.resize), ""
+            return i, load_pixels(self.root / self.files[i], self.size, self.channels, self.resize), ""
         except Exception as exc:  # noqa: BLE001
             return i, None, f"cannot decode ({type(exc).__name__}: {exc})"
 
@@ -135,10 +133,8 @@ def build_cache(
     path = cache_dir / f"cnnkit-cache-{key}.npy"
     meta_path = path.with_suffix(".json")
     if path.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
+        meta = read_json(meta_path)
         return path, meta["bad"], meta["reasons"]
-    tmp = cache_dir / f".cnnkit-cache-{key}.{os.getpid()}.tmp.npy"
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), channels, *size))
     bad, reasons = [], []
     loader = DataLoader(
         _DecodeOne(root, files, size, channels, resize),
@@ -147,16 +143,15 @@ def build_cache(
         collate_fn=_keep,
     )
     log.info("caching %d images at %dx%d into %s", len(files), size[0], size[1], path)
-    for i, image, reason in loader:
-        if image is None:
-            bad.append(i)
-            reasons.append(reason)
-        else:
-            array[i] = image
-    array.flush()
-    del array
-    tmp_meta = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
-    tmp_meta.write_text(json.dumps({"files": len(files), "bad": bad, "reasons": reasons}))
-    os.replace(tmp, path)
-    os.replace(tmp_meta, meta_path)
+    with atomic_path(path) as tmp:  # complete or absent: an interrupted build leaves nothing
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), channels, *size))
+        for i, image, reason in loader:
+            if image is None:
+                bad.append(i)
+                reasons.append(reason)
+            else:
+                array[i] = image
+        array.flush()
+        del array
+    write_json_atomic(meta_path, {"files": len(files), "bad": bad, "reasons": reasons})
     return path, bad, reasons

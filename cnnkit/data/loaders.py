@@ -9,36 +9,17 @@ batch number), so augmentation is reproducible whatever the number of workers.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, get_worker_info
 
 from cnnkit.data.augment import AugmentConfig
 from cnnkit.data.preprocess import resize_batch
-from cnnkit.data.transforms import augment_batch, center_crop
+from cnnkit.data.transforms import augment_batch
+from cnnkit.preprocess import center_crop, normalize, one_thread
 
 SMALL_BATCH = 1 << 21  # elements (about 256 x 3 x 52 x 52) below which CPU transforms use one thread
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run small CPU tensor ops on one thread.
-
-    For a batch-sized op, waking torch's thread pool costs more than it saves; on a busy
-    machine (more runnable threads than cores) each parallel op waits for every pool thread
-    to be scheduled and the difference is 10-40x (measured with bench/bench_loader.py).
-    """
-    threads = torch.get_num_threads()
-    if threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 class SeededBatchSampler(Sampler):
@@ -83,16 +64,24 @@ class BatchPipeline:
     ) -> None:
         self.image_size, self.resize, self.augment = image_size, resize, augment
         self.mean, self.std = tuple(mean), tuple(std)
+        self.buffers = BufferPool()
+
+    def __getstate__(self) -> dict:  # a worker gets the settings, not the main process's buffers
+        return {**self.__dict__, "buffers": BufferPool()}
 
     def __call__(
-        self, x: torch.Tensor, train: bool, generator: torch.Generator | None = None
+        self, x: torch.Tensor, train: bool, generator: torch.Generator | None = None, shared: bool = False
     ) -> torch.Tensor:
+        """``shared``: write the result straight into shared memory (a DataLoader worker's
+        batch then reaches the main process without the copy ``share_memory_`` would make)."""
         if x.device.type == "cpu" and x.numel() < SMALL_BATCH:
             with one_thread():
-                return self._transform(x, train, generator)
-        return self._transform(x, train, generator)
+                return self._transform(x, train, generator, shared)
+        return self._transform(x, train, generator, shared)
 
-    def _transform(self, x: torch.Tensor, train: bool, generator: torch.Generator | None) -> torch.Tensor:
+    def _transform(
+        self, x: torch.Tensor, train: bool, generator: torch.Generator | None, shared: bool = False
+    ) -> torch.Tensor:
         augmenting = train and self.augment is not None
         crop = self.augment.random_crop if self.augment is not None else None
         if not augmenting and crop is not None and self.image_size is None:
@@ -109,17 +98,61 @@ class BatchPipeline:
                 x = augment_batch(x, self.augment, generator)
             elif crop is not None:
                 x = center_crop(x, crop)
-        # (x * scale - mean) / std as one fused multiply-add: one pass over the batch.
-        std = torch.tensor(self.std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-        mean = torch.tensor(self.mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-        return torch.addcmul(-mean / std, x.to(torch.float32).contiguous(), scale / std)
+        out = None
+        if x.device.type == "cpu":
+            out = shared_empty(x.shape) if shared else self.buffers.empty(x.shape)
+        return normalize(x, self.mean, self.std, scale, out)  # the same arithmetic as prediction
+
+
+class BufferPool:
+    """Float32 CPU output buffers, reused once nothing refers to them any more.
+
+    A fresh 38 MB batch (64 x 3 x 224 x 224) costs more in page faults than the arithmetic
+    that fills it - glibc maps every block over 32 MB anew. A buffer is handed out again only
+    when the pool holds the sole reference to its storage (any tensor, view or numpy array of
+    a batch still in use keeps a reference), so a kept batch is never overwritten.
+    """
+
+    MIN_BYTES = 1 << 22  # smaller blocks are recycled by malloc itself
+
+    def __init__(self, size: int = 3) -> None:
+        self.size = size
+        self.storages: list[torch.UntypedStorage] = []
+
+    def empty(self, shape: Sequence[int]) -> torch.Tensor:
+        nbytes = int(np.prod(shape)) * 4
+        use_count = getattr(torch._C, "_storage_Use_Count", None)
+        if nbytes < self.MIN_BYTES or use_count is None:
+            return torch.empty(tuple(shape), dtype=torch.float32)
+        for storage in self.storages:
+            if storage.nbytes() == nbytes and use_count(storage._cdata) == 1:
+                break
+        else:
+            storage = torch.UntypedStorage(nbytes)
+            self.storages = [*self.storages[-(self.size - 1) :], storage] if self.size > 1 else [storage]
+        return torch.empty(0, dtype=torch.float32).set_(storage, 0, tuple(shape))
+
+
+def shared_empty(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """An uninitialised CPU tensor in shared memory, as DataLoader's own collate makes in workers."""
+    numel = int(np.prod(shape))
+    storage = torch.UntypedStorage._new_shared(numel * torch.empty((), dtype=dtype).element_size())
+    return torch.empty(0, dtype=dtype).set_(storage, 0, tuple(shape))
+
+
+def in_worker() -> bool:
+    """True inside a DataLoader worker process (its batches cross to the main process)."""
+    return get_worker_info() is not None
 
 
 def apply_pipeline(x: torch.Tensor, pipeline: BatchPipeline | None, train: bool, seed: int) -> torch.Tensor:
-    """CPU path: transform with a generator seeded for this batch (None = leave uint8)."""
+    """CPU path: transform with a generator seeded for this batch (None = leave uint8).
+
+    In a worker the result is written into shared memory directly (one pass over the batch
+    less than the default hand-over; bench/bench_loader.py)."""
     if pipeline is None:
         return x
-    return pipeline(x, train, torch.Generator().manual_seed(seed))
+    return pipeline(x, train, torch.Generator().manual_seed(seed), shared=in_worker())
 
 
 class MemoryBatchDataset(Dataset):

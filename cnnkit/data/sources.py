@@ -136,9 +136,47 @@ def load_idx_data(path: Path, limit: int | None = None) -> MemoryData:
 
 
 # ----------------------------------------------------------------------------- CIFAR
-def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="bytes")
+# The only globals the real CIFAR-10/100 python batches reference (numpy arrays pickled by
+# numpy 1.x; numpy 2 names the module numpy._core), numpy's protocol-5 array path, and the
+# bytes of a protocol-2 pickle written by Python 3 (``_codecs.encode``, as torch's
+# ``weights_only`` loader allows).
+CIFAR_PICKLE_GLOBALS = {
+    ("_codecs", "encode"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that builds dicts, lists, bytes, numbers and numpy arrays, and nothing
+    else: a file that names any other callable (``os.system``, ``builtins.eval``) is refused
+    before it is called (the ``pickle`` docs' "Restricting Globals")."""
+
+    def find_class(self, module: str, name: str) -> type:
+        if (module, name) in CIFAR_PICKLE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it references {module} {name}")
+
+
+def read_cifar_batch(path: Path) -> dict:
+    """Read one CIFAR python batch (or meta) file without ever running code from it."""
+    try:
+        with open(path, "rb") as f:
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+    except Exception as exc:  # noqa: BLE001 - refused globals, truncation, garbage: one line
+        raise CnnkitError(
+            f"{path} is not a plain CIFAR batch ({exc}; only numpy arrays, lists and dicts are allowed). "
+            "Use the original cifar-10-batches-py / cifar-100-python files."
+        ) from None
+    if not isinstance(batch, dict):
+        raise CnnkitError(f"{path} is not a CIFAR batch (a dict); use the original CIFAR python files.")
+    return batch
 
 
 def _decode(names: list) -> list[str]:
@@ -161,9 +199,16 @@ def load_cifar_data(path: Path, limit: int | None = None) -> MemoryData:
         for file in files:
             if not file.is_file() or (limit is not None and have >= limit):
                 continue
-            batch = _unpickle(file)
-            xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(batch[label_key], dtype=np.int64))
+            batch = read_cifar_batch(file)
+            if b"data" not in batch or label_key not in batch:
+                raise CnnkitError(
+                    f"{file} has no {b'data'!r}/{label_key!r} entries; it is not a CIFAR batch."
+                )
+            try:
+                xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+                ys.append(np.asarray(batch[label_key], dtype=np.int64))
+            except (TypeError, ValueError) as exc:
+                raise CnnkitError(f"{file} does not hold 32x32 RGB images with labels ({exc}).") from None
             have += len(ys[-1])
         if not xs:
             return None
@@ -179,7 +224,7 @@ def load_cifar_data(path: Path, limit: int | None = None) -> MemoryData:
     if test is not None:
         splits["test"] = test
     if meta_file.is_file():
-        classes = _decode(_unpickle(meta_file)[names_key])
+        classes = _decode(read_cifar_batch(meta_file)[names_key])
     else:
         classes = [str(i) for i in range(int(splits["train"][1].max()) + 1)]
     return MemoryData("cifar", str(path), classes, splits)  # type: ignore[arg-type]

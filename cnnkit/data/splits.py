@@ -3,12 +3,13 @@ exactly the same train/val/test membership."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from cnnkit.errors import CnnkitError
+from cnnkit.fileio import read_json
+from cnnkit.runs import SPLIT_FILE
 
 
 def stratified_split(
@@ -58,12 +59,12 @@ def load_split(run_dir: Path | None, source: str) -> dict[str, list] | None:
     """A previously saved split of the same source from ``run_dir/split.json``, else None."""
     if run_dir is None:
         return None
-    path = Path(run_dir) / "split.json"
+    path = Path(run_dir) / SPLIT_FILE
     if not path.is_file():
         return None
     try:
-        saved = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        saved = read_json(path)
+    except CnnkitError:  # a damaged split file: make a fresh split
         return None
     if saved.get("source") != source:
         return None

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnkit.data.augment import FILL_MODES, AugmentConfig
+from cnnkit.preprocess import center_crop
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -61,17 +62,20 @@ def affine_matrices(
 def sampling_grid(matrices: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
     """``F.affine_grid(matrices, ..., align_corners=False)`` by broadcasting: (N, H, W, 2).
 
-    Same numbers, but a handful of elementwise ops instead of affine_grid's base-grid fill and
-    batched matmul, which on CPU cost more than the ``grid_sample`` itself.
+    Same numbers, but instead of affine_grid's base-grid fill and batched matmul (on CPU
+    costlier than the ``grid_sample`` itself), each coordinate is one broadcast add of a
+    per-column and a per-row term, written straight into the grid: one full-size pass per
+    coordinate, ~4x faster than summing full-size terms and stacking (bench/bench_loader.py).
     """
     h, w = size_hw
     opts = dict(dtype=matrices.dtype, device=matrices.device)
     xs = ((torch.arange(w, **opts) * 2 + 1) / w - 1).view(1, 1, w)
     ys = ((torch.arange(h, **opts) * 2 + 1) / h - 1).view(1, h, 1)
     m = matrices.view(-1, 6, 1, 1)
-    gx = m[:, 0] * xs + m[:, 1] * ys + m[:, 2]
-    gy = m[:, 3] * xs + m[:, 4] * ys + m[:, 5]
-    return torch.stack([gx, gy], dim=-1)
+    grid = torch.empty((m.shape[0], h, w, 2), **opts)
+    torch.add(m[:, 0] * xs + m[:, 2], m[:, 1] * ys, out=grid[..., 0])
+    torch.add(m[:, 3] * xs + m[:, 5], m[:, 4] * ys, out=grid[..., 1])
+    return grid
 
 
 def warp(
@@ -100,12 +104,6 @@ def random_crop(x: torch.Tensor, size: tuple[int, int], g: torch.Generator) -> t
     x = torch.gather(x, 2, rows)
     cols = (lefts[:, None] + torch.arange(w, device=x.device))[:, None, None, :].expand(n, c, h, w)
     return torch.gather(x, 3, cols)
-
-
-def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    height, width = x.shape[-2:]
-    top, left = (height - size[0]) // 2, (width - size[1]) // 2
-    return x[..., top : top + size[0], left : left + size[1]]
 
 
 def random_erase(x: torch.Tensor, config: AugmentConfig, g: torch.Generator) -> torch.Tensor:

@@ -2,7 +2,16 @@
 
 from importlib import import_module
 
-from cnnkit.models.registry import ModelInfo, create_model, list_models, model_info, register_model
+from cnnkit.models.pretrained import Weights
+from cnnkit.models.registry import (
+    ModelInfo,
+    create_model,
+    get_weights,
+    list_models,
+    model_info,
+    models_with_weights,
+    register_model,
+)
 
 # One module per family; importing it registers its models.
 FAMILIES = (
@@ -22,6 +31,7 @@ FAMILIES = (
     "inception_v4",
     "inception_resnet",
     "efficientnet_lite",
+    "mobilenet",
     "text_cnn",
 )
 
@@ -32,4 +42,14 @@ for _family in FAMILIES:
         if _exc.name != f"cnnkit.models.{_family}":
             raise
 
-__all__ = ["FAMILIES", "ModelInfo", "create_model", "list_models", "model_info", "register_model"]
+__all__ = [
+    "FAMILIES",
+    "ModelInfo",
+    "Weights",
+    "create_model",
+    "get_weights",
+    "list_models",
+    "model_info",
+    "models_with_weights",
+    "register_model",
+]

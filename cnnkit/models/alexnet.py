@@ -30,7 +30,7 @@ class AlexNet(ClassifierNet):
 
     classifier_path = "classifier.6"
 
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, act: str = "relu", dropout: float = 0.5):
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, act: str = "relu", drop_rate: float = 0.5):
         super().__init__()
         self.num_classes = num_classes
         self.num_features = 4096
@@ -52,10 +52,10 @@ class AlexNet(ClassifierNet):
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout),
+            nn.Dropout(drop_rate),
             nn.Linear(256 * 6 * 6, 4096),
             make_act(act, 4096),
-            nn.Dropout(dropout),
+            nn.Dropout(drop_rate),
             nn.Linear(4096, 4096),
             make_act(act, 4096),
             nn.Linear(4096, num_classes),
@@ -89,7 +89,7 @@ class AlexNetPaper(ClassifierNet):
         input_size: tuple[int, int] = (227, 227),
         two_tower: bool = False,
         act: str = "relu",
-        dropout: float = 0.5,
+        drop_rate: float = 0.5,
     ):
         super().__init__()
         self.num_classes = num_classes
@@ -120,10 +120,10 @@ class AlexNetPaper(ClassifierNet):
             )
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout),
+            nn.Dropout(drop_rate),
             nn.Linear(256 * h * w, 4096),  # fc6
             make_act(act, 4096),
-            nn.Dropout(dropout),
+            nn.Dropout(drop_rate),
             nn.Linear(4096, 4096),  # fc7
             make_act(act, 4096),
             nn.Linear(4096, num_classes),  # fc8

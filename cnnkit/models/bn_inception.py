@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cnnkit.models.layers import BasicConv2d, ClassifierNet
+from cnnkit.models.layers import BasicConv2d, PooledClassifierNet
 from cnnkit.models.registry import register_model
 
 # Figure 5: name -> (#1x1, #3x3 reduce, #3x3, double #3x3 reduce, double #3x3, pool, pool proj).
@@ -87,7 +87,7 @@ class BNInceptionModule(nn.Module):
         return torch.cat(outs, 1)
 
 
-class BNInception(ClassifierNet):
+class BNInception(PooledClassifierNet):
     """BN-Inception (Figure 5): conv 7x7/2 64 -> max-pool -> conv 1x1 64 -> conv 3x3 192 ->
     max-pool -> 3a, 3b, 3c(/2) -> 4a..4d, 4e(/2) -> 5a, 5b -> global average pool -> linear.
 
@@ -128,10 +128,6 @@ class BNInception(ClassifierNet):
         for name in BN_INCEPTION_CFG:
             x = getattr(self, name)(x)
         return x
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(self.flatten(self.avgpool(x)))
-        return x if pre_logits else self.fc(x)
 
 
 @register_model(

@@ -24,8 +24,7 @@ import torch.nn.functional as F
 
 from cnnkit.errors import CnnkitError
 from cnnkit.models.layers import make_act
-from cnnkit.models.registry import register_model
-from cnnkit.models.resnet import (
+from cnnkit.models.layers.residual import (
     PREACT_PAPER,
     RESNET_PAPER,
     BasicBlock,
@@ -39,6 +38,7 @@ from cnnkit.models.resnet import (
     init_resnet_weights,
     projection_bn,
 )
+from cnnkit.models.registry import Variant, register_model, register_variants
 
 CIFAR_STRIDES = (1, 2, 2)
 
@@ -167,34 +167,27 @@ CIFAR_V2: dict[str, Any] = dict(
 )
 
 
-@register_model(**CIFAR_V1, ref_params=269_722, ref_source=AKAMASTER.format(paper="0.27M"))
-def cifar_resnet20(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> CifarResNet:
-    """CIFAR ResNet-20 (n=3)."""
-    return CifarResNet(20, num_classes=num_classes, in_chans=in_chans, **kwargs)
-
-
-@register_model(**CIFAR_V1, ref_params=464_154, ref_source=AKAMASTER.format(paper="0.46M"))
-def cifar_resnet32(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> CifarResNet:
-    """CIFAR ResNet-32 (n=5)."""
-    return CifarResNet(32, num_classes=num_classes, in_chans=in_chans, **kwargs)
-
-
-@register_model(**CIFAR_V1, ref_params=658_586, ref_source=AKAMASTER.format(paper="0.66M"))
-def cifar_resnet44(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> CifarResNet:
-    """CIFAR ResNet-44 (n=7)."""
-    return CifarResNet(44, num_classes=num_classes, in_chans=in_chans, **kwargs)
-
-
-@register_model(**CIFAR_V1, ref_params=853_018, ref_source=AKAMASTER.format(paper="0.85M"))
-def cifar_resnet56(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> CifarResNet:
-    """CIFAR ResNet-56 (n=9)."""
-    return CifarResNet(56, num_classes=num_classes, in_chans=in_chans, **kwargs)
-
-
-@register_model(**CIFAR_V1, ref_params=1_727_962, ref_source=AKAMASTER.format(paper="1.7M"))
-def cifar_resnet110(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> CifarResNet:
-    """CIFAR ResNet-110 (n=18)."""
-    return CifarResNet(110, num_classes=num_classes, in_chans=in_chans, **kwargs)
+globals().update(
+    register_variants(
+        CifarResNet,
+        {
+            f"cifar_resnet{depth}": Variant(
+                (depth,),
+                params,
+                f"CIFAR ResNet-{depth} (n={(depth - 2) // 6}).",
+                ref_source=AKAMASTER.format(paper=paper),
+            )
+            for depth, params, paper in (
+                (20, 269_722, "0.27M"),
+                (32, 464_154, "0.46M"),
+                (44, 658_586, "0.66M"),
+                (56, 853_018, "0.85M"),
+                (110, 1_727_962, "1.7M"),
+            )
+        },
+        **CIFAR_V1,
+    )
+)
 
 
 @register_model(

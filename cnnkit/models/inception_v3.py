@@ -33,21 +33,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnkit.models.layers import BasicConv2d, ClassifierNet
+from cnnkit.models.layers import BasicConv2d, PooledClassifierNet
+from cnnkit.models.layers.inception import check_input_size
 from cnnkit.models.registry import register_model
-
-# The stems of v3, v4 and Inception-ResNet v1/v2 all shrink 75x75 to 1x1 by the last reduction.
-MIN_INPUT_SIZE = 75
-
-
-def check_input_size(x: torch.Tensor, minimum: int = MIN_INPUT_SIZE) -> None:
-    """Fail early with a readable message instead of PyTorch's 'kernel size can't be greater'."""
-    height, width = x.shape[-2:]
-    if height < minimum or width < minimum:
-        raise ValueError(
-            f"input is {height}x{width} pixels but the stem and grid reductions need at least "
-            f"{minimum}x{minimum}"
-        )
 
 
 class InceptionA(nn.Module):
@@ -194,7 +182,7 @@ class InceptionAux(nn.Module):
         return self.fc(self.flatten(self.avgpool(x)))
 
 
-class Inception3(ClassifierNet):
+class Inception3(PooledClassifierNet):
     """Inception v3 with torchvision's module names; ``aux_logits=True`` adds the 17x17 head.
 
     Training contract of the aux head: only when ``self.training and self.aux_logits`` does
@@ -255,10 +243,6 @@ class Inception3(ClassifierNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self._to_8x8(self._to_17x17(x))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(self.flatten(self.avgpool(x)))
-        return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         x = self._to_17x17(x)

@@ -24,8 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cnnkit.models.inception_v3 import check_input_size
-from cnnkit.models.layers import BasicConv2d, ClassifierNet
+from cnnkit.models.layers import BasicConv2d, PooledClassifierNet
+from cnnkit.models.layers.inception import ReductionA, check_input_size
 from cnnkit.models.registry import register_model
 
 
@@ -95,29 +95,6 @@ class InceptionA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], 1)
-
-
-class ReductionA(nn.Module):
-    """35x35 -> 17x17 (Fig. 7): 3x3/2 conv n | 1x1 k - 3x3 l - 3x3/2 m | 3x3/2 max-pool.
-
-    The paper's Table 1 gives (k, l, m, n) per network: Inception-v4 (192, 224, 256, 384),
-    Inception-ResNet-v1 (192, 192, 256, 384), Inception-ResNet-v2 (256, 256, 384, 384).
-    Output channels: n + m + in_chs.
-    """
-
-    def __init__(self, in_chs: int, k: int, l: int, m: int, n: int) -> None:
-        super().__init__()
-        self.branch0 = BasicConv2d(in_chs, n, kernel_size=3, stride=2)
-        self.branch1 = nn.Sequential(
-            BasicConv2d(in_chs, k, kernel_size=1),
-            BasicConv2d(k, l, kernel_size=3, padding=1),
-            BasicConv2d(l, m, kernel_size=3, stride=2),
-        )
-        self.branch2 = nn.MaxPool2d(3, stride=2)
-        self.out_chs = n + m + in_chs
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x)], 1)
 
 
 class InceptionB(nn.Module):
@@ -203,11 +180,12 @@ class InceptionC(nn.Module):
         )
 
 
-class InceptionV4(ClassifierNet):
+class InceptionV4(PooledClassifierNet):
     """Inception-v4 (paper Fig. 9) with timm's layout: ``features`` (stem + 14 blocks) and
     ``last_linear``. ``drop_rate=0.2`` is the paper's dropout keep probability of 0.8."""
 
     classifier_path = "last_linear"
+    pool_path = "global_pool"
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2) -> None:
         super().__init__()
@@ -237,10 +215,6 @@ class InceptionV4(ClassifierNet):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         check_input_size(x)
         return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(self.flatten(self.global_pool(x)))
-        return x if pre_logits else self.last_linear(x)
 
 
 @register_model(

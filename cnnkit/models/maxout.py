@@ -28,7 +28,7 @@ import torch.nn as nn
 
 from cnnkit.errors import CnnkitError
 from cnnkit.models.layers import ClassifierNet
-from cnnkit.models.registry import register_model
+from cnnkit.models.registry import Variant, register_variants
 
 _PAPER = "Goodfellow et al., Maxout Networks"
 
@@ -102,15 +102,15 @@ class MaxoutMLP(ClassifierNet):
         input_size: tuple[int, int] = (28, 28),
         hidden: tuple[int, ...] = (240, 240),
         pieces: int = 5,
-        input_dropout: float = 0.2,
-        dropout: float = 0.5,
+        input_drop_rate: float = 0.2,
+        drop_rate: float = 0.5,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
-        layers: list[nn.Module] = [nn.Flatten(), nn.Dropout(input_dropout)]
+        layers: list[nn.Module] = [nn.Flatten(), nn.Dropout(input_drop_rate)]
         width = in_chans * input_size[0] * input_size[1]
         for units in hidden:
-            layers += [MaxoutLinear(width, units, pieces), nn.Dropout(dropout)]
+            layers += [MaxoutLinear(width, units, pieces), nn.Dropout(drop_rate)]
             width = units
         self.features = nn.Sequential(*layers)
         self.num_features = width
@@ -137,14 +137,14 @@ class MaxoutConvNet(ClassifierNet):
         num_classes: int = 10,
         in_chans: int = 3,
         input_size: tuple[int, int] = (32, 32),
-        input_dropout: float = 0.2,
-        dropout: float = 0.5,
+        input_drop_rate: float = 0.2,
+        drop_rate: float = 0.5,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
         # (maps, pieces, kernel, pad, pool, pool stride) of h0, h1, h2 in cifar10.yaml
         spec = [(96, 2, 8, 4, 4, 2), (192, 2, 8, 3, 4, 2), (192, 2, 5, 3, 2, 2)]
-        layers: list[nn.Module] = [nn.Dropout(input_dropout)]
+        layers: list[nn.Module] = [nn.Dropout(input_drop_rate)]
         chans, sides = in_chans, list(input_size)
         for maps, pieces, kernel, pad, pool, stride in spec:
             sides = [s + 2 * pad - kernel + 1 for s in sides]
@@ -156,13 +156,13 @@ class MaxoutConvNet(ClassifierNet):
             layers += [
                 MaxoutConv2d(chans, maps, kernel, pieces, padding=pad),
                 nn.MaxPool2d(pool, stride, ceil_mode=True),
-                nn.Dropout(dropout),
+                nn.Dropout(drop_rate),
             ]
             chans = maps
         self.features = nn.Sequential(*layers)
         self.flatten = nn.Flatten()
         self.hidden = MaxoutLinear(chans * sides[0] * sides[1], 500, pieces=5)
-        self.hidden_dropout = nn.Dropout(dropout)
+        self.hidden_dropout = nn.Dropout(drop_rate)
         self.num_features = 500
         self.fc = nn.Linear(500, num_classes)
 
@@ -174,35 +174,39 @@ class MaxoutConvNet(ClassifierNet):
         return x if pre_logits else self.fc(x)
 
 
-@register_model(
-    family="maxout",
-    input_size=(1, 28, 28),
-    num_classes=10,
-    paper=_PAPER,
-    year=2013,
-    ref_params=1_233_610,
-    ref_source="computed by hand from pylearn2 scripts/papers/maxout/mnist_pi.yaml: "
-    "(784*240*5 + 1,200) + (240*240*5 + 1,200) + (240*10 + 10)",
+_COMMON = dict(family="maxout", num_classes=10, paper=_PAPER, year=2013)
+globals().update(
+    register_variants(
+        MaxoutMLP,
+        {
+            "maxout_mnist": Variant(
+                (),
+                1_233_610,
+                "The paper's permutation-invariant MNIST net: two maxout layers of 240 units x 5 pieces.",
+                ref_source="computed by hand from pylearn2 scripts/papers/maxout/mnist_pi.yaml: "
+                "(784*240*5 + 1,200) + (240*240*5 + 1,200) + (240*10 + 10)",
+            )
+        },
+        sized=True,
+        input_size=(1, 28, 28),
+        **_COMMON,
+    )
 )
-def maxout_mnist(
-    num_classes: int = 10, in_chans: int = 1, input_size: tuple[int, int] = (28, 28), **kwargs
-) -> MaxoutMLP:
-    """The paper's permutation-invariant MNIST net: two maxout layers of 240 units x 5 pieces."""
-    return MaxoutMLP(num_classes=num_classes, in_chans=in_chans, input_size=input_size, **kwargs)
-
-
-@register_model(
-    family="maxout",
-    input_size=(3, 32, 32),
-    num_classes=10,
-    paper=_PAPER,
-    year=2013,
-    ref_params=16_247_830,
-    ref_source="computed by hand from pylearn2 scripts/papers/maxout/cifar10.yaml: convs 37,056 + 2,359,680 "
-    "+ 1,843,584 (tied biases, one per piece map), maxout dense 4,800*2,500 + 2,500, softmax 5,010",
+globals().update(
+    register_variants(
+        MaxoutConvNet,
+        {
+            "maxout_cifar": Variant(
+                (),
+                16_247_830,
+                "The paper's CIFAR-10 net: three maxout conv layers + maxout dense 500x5 + softmax.",
+                ref_source="computed by hand from pylearn2 scripts/papers/maxout/cifar10.yaml: convs 37,056 "
+                "+ 2,359,680 + 1,843,584 (tied biases, one per piece map), maxout dense 4,800*2,500 + 2,500, "
+                "softmax 5,010",
+            )
+        },
+        sized=True,
+        input_size=(3, 32, 32),
+        **_COMMON,
+    )
 )
-def maxout_cifar(
-    num_classes: int = 10, in_chans: int = 3, input_size: tuple[int, int] = (32, 32), **kwargs
-) -> MaxoutConvNet:
-    """The paper's CIFAR-10 net: three maxout conv layers + maxout dense 500x5 + softmax."""
-    return MaxoutConvNet(num_classes=num_classes, in_chans=in_chans, input_size=input_size, **kwargs)

@@ -47,7 +47,7 @@ class NIN(ClassifierNet):
         num_classes: int = 10,
         in_chans: int = 3,
         act: str = "relu",
-        dropout: float = 0.5,
+        drop_rate: float = 0.5,
         final_relu: bool = True,
     ) -> None:
         super().__init__()
@@ -56,10 +56,10 @@ class NIN(ClassifierNet):
         self.features = nn.Sequential(
             *mlpconv(in_chans, (192, 160, 96), 5, act),
             nn.MaxPool2d(3, stride=2, ceil_mode=True),
-            nn.Dropout(dropout),
+            nn.Dropout(drop_rate),
             *mlpconv(96, (192, 192, 192), 5, act),
             nn.AvgPool2d(3, stride=2, ceil_mode=True),
-            nn.Dropout(dropout),
+            nn.Dropout(drop_rate),
             nn.Conv2d(192, 192, 3, padding=1),
             make_act(act, 192),
             nn.Conv2d(192, 192, 1),

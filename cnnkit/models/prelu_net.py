@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from cnnkit.models.layers import ClassifierNet, make_act
-from cnnkit.models.registry import register_model
+from cnnkit.models.registry import Variant, register_variants
 
 _PAPER = "He et al., Delving Deep into Rectifiers: Surpassing Human-Level Performance on ImageNet"
 
@@ -68,7 +68,7 @@ class PReLUNet(ClassifierNet):
         num_classes: int = 1000,
         in_chans: int = 3,
         act: str = "prelu",
-        dropout: float = 0.5,
+        drop_rate: float = 0.5,
         spp_levels: tuple[int, ...] = (7, 3, 2, 1),
     ) -> None:
         super().__init__()
@@ -91,10 +91,10 @@ class PReLUNet(ClassifierNet):
         self.classifier = nn.Sequential(
             nn.Linear(chans * self.spp.bins, 4096),
             make_act(act, 4096),
-            nn.Dropout(dropout),
+            nn.Dropout(drop_rate),
             nn.Linear(4096, 4096),
             make_act(act, 4096),
-            nn.Dropout(dropout),
+            nn.Dropout(drop_rate),
             nn.Linear(4096, num_classes),
         )
         for m in self.modules():
@@ -123,41 +123,34 @@ def _hand_count(stages: tuple[tuple[int, int], ...], prelu: bool = True) -> int:
     return total
 
 
-@register_model(
-    family="prelu_net",
-    input_size=(3, 224, 224),
-    paper=_PAPER,
-    year=2015,
-    ref_params=_hand_count(PRELU_CONFIGS["A"]),
-    ref_source="computed by formula from Table 3 (the paper gives none): convs (k*k*c_in + 1)*c_out, fc on "
-    "63 SPP bins x 512 maps, plus 14,688 channel-wise PReLU slopes",
+_SOURCE_B_C = "computed by formula from Table 3 (the paper gives none), as for prelu_net_a"
+globals().update(
+    register_variants(
+        PReLUNet,
+        {
+            "prelu_net_a": Variant(
+                (PRELU_CONFIGS["A"],),
+                _hand_count(PRELU_CONFIGS["A"]),
+                "MSRA model A (19 layers): 7x7 conv, 5+5+5 3x3 convs of 256-512-512, SPP, fc x3.",
+                ref_source="computed by formula from Table 3 (the paper gives none): convs (k*k*c_in + 1)*c_out, "
+                "fc on 63 SPP bins x 512 maps, plus 14,688 channel-wise PReLU slopes",
+            ),
+            "prelu_net_b": Variant(
+                (PRELU_CONFIGS["B"],),
+                _hand_count(PRELU_CONFIGS["B"]),
+                "MSRA model B (22 layers): 6+6+6 3x3 convs of 256-512-512.",
+                ref_source=_SOURCE_B_C,
+            ),
+            "prelu_net_c": Variant(
+                (PRELU_CONFIGS["C"],),
+                _hand_count(PRELU_CONFIGS["C"]),
+                "MSRA model C (22 layers): 6+6+6 3x3 convs of 384-768-896 (the widest).",
+                ref_source=_SOURCE_B_C,
+            ),
+        },
+        family="prelu_net",
+        input_size=(3, 224, 224),
+        paper=_PAPER,
+        year=2015,
+    )
 )
-def prelu_net_a(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> PReLUNet:
-    """MSRA model A (19 layers): 7x7 conv, 5+5+5 3x3 convs of 256-512-512, SPP, fc x3."""
-    return PReLUNet(PRELU_CONFIGS["A"], num_classes=num_classes, in_chans=in_chans, **kwargs)
-
-
-@register_model(
-    family="prelu_net",
-    input_size=(3, 224, 224),
-    paper=_PAPER,
-    year=2015,
-    ref_params=_hand_count(PRELU_CONFIGS["B"]),
-    ref_source="computed by formula from Table 3 (the paper gives none), as for prelu_net_a",
-)
-def prelu_net_b(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> PReLUNet:
-    """MSRA model B (22 layers): 6+6+6 3x3 convs of 256-512-512."""
-    return PReLUNet(PRELU_CONFIGS["B"], num_classes=num_classes, in_chans=in_chans, **kwargs)
-
-
-@register_model(
-    family="prelu_net",
-    input_size=(3, 224, 224),
-    paper=_PAPER,
-    year=2015,
-    ref_params=_hand_count(PRELU_CONFIGS["C"]),
-    ref_source="computed by formula from Table 3 (the paper gives none), as for prelu_net_a",
-)
-def prelu_net_c(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> PReLUNet:
-    """MSRA model C (22 layers): 6+6+6 3x3 convs of 384-768-896 (the widest)."""
-    return PReLUNet(PRELU_CONFIGS["C"], num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from cnnkit.errors import CnnkitError
 from cnnkit.models.layers import ClassifierNet, make_act
-from cnnkit.models.registry import register_model
+from cnnkit.models.registry import Variant, register_variants
 
 _DL4CV = "Rosebrock, Deep Learning for Computer Vision with Python (seed 003 notes)"
 
@@ -151,51 +151,51 @@ class SeedCifarCNN(ClassifierNet):
         return x if pre_logits else self.fc2(x)
 
 
-@register_model(
-    family="teaching",
-    input_size=(3, 32, 32),
-    num_classes=10,
-    paper=_DL4CV,
-    year=2017,
-    ref_params=328_586,
-    ref_source="computed by hand from the seed 003 Keras code at 32x32x3: conv 3*3*3*32 + 32 = 896, "
-    "dense 32*32*32*10 + 10 = 327,690",
+globals().update(
+    register_variants(
+        None,
+        {
+            "shallow_cnn": Variant(
+                (),
+                328_586,
+                "Seed 003's ShallowNet: one 3x3 conv layer and a dense classifier.",
+                ref_source="computed by hand from the seed 003 Keras code at 32x32x3: conv 3*3*3*32 + 32 = 896, "
+                "dense 32*32*32*10 + 10 = 327,690",
+                build=ShallowCNN,
+            ),
+            "mini_vgg": Variant(
+                (),
+                2_169_770,
+                "MiniVGGNet of the DL4CV book (seed 003): two conv blocks (32, 64) with BN and dropout.",
+                ref_source="computed by hand at 32x32x3: convs 896 + 9,248 + 18,496 + 36,928, BN gamma/beta 64 + 64 "
+                "+ 128 + 128 + 1,024, dense 2,097,664 + 5,130 (Keras: 2,171,178, counting BN moving statistics)",
+                build=MiniVGG,
+            ),
+        },
+        sized=True,
+        family="teaching",
+        input_size=(3, 32, 32),
+        num_classes=10,
+        paper=_DL4CV,
+        year=2017,
+    )
 )
-def shallow_cnn(
-    num_classes: int = 10, in_chans: int = 3, input_size: tuple[int, int] = (32, 32), **kwargs
-) -> ShallowCNN:
-    """Seed 003's ShallowNet: one 3x3 conv layer and a dense classifier."""
-    return ShallowCNN(num_classes=num_classes, in_chans=in_chans, input_size=input_size, **kwargs)
-
-
-@register_model(
-    family="teaching",
-    input_size=(3, 32, 32),
-    num_classes=10,
-    paper=_DL4CV,
-    year=2017,
-    ref_params=2_169_770,
-    ref_source="computed by hand at 32x32x3: convs 896 + 9,248 + 18,496 + 36,928, BN gamma/beta 64 + 64 + 128 "
-    "+ 128 + 1,024, dense 2,097,664 + 5,130 (Keras: 2,171,178, counting BN moving statistics)",
+globals().update(
+    register_variants(
+        SeedCifarCNN,
+        {
+            "seed_cifar_cnn": Variant(
+                (),
+                528_054,
+                "Seed 001's small CIFAR-10 CNN, shape for shape the same as its Keras summary.",
+                ref_source="the Keras model.summary() printed in seed 001 (Total params: 528,054)",
+            )
+        },
+        sized=True,
+        family="teaching",
+        input_size=(3, 32, 32),
+        num_classes=10,
+        paper="Keras CIFAR-10 CNN of the seed 001 course notes (no paper; year approximate)",
+        year=2017,
+    )
 )
-def mini_vgg(
-    num_classes: int = 10, in_chans: int = 3, input_size: tuple[int, int] = (32, 32), **kwargs
-) -> MiniVGG:
-    """MiniVGGNet of the DL4CV book (seed 003): two conv blocks (32, 64) with BN and dropout."""
-    return MiniVGG(num_classes=num_classes, in_chans=in_chans, input_size=input_size, **kwargs)
-
-
-@register_model(
-    family="teaching",
-    input_size=(3, 32, 32),
-    num_classes=10,
-    paper="Keras CIFAR-10 CNN of the seed 001 course notes (no paper; year approximate)",
-    year=2017,
-    ref_params=528_054,
-    ref_source="the Keras model.summary() printed in seed 001 (Total params: 528,054)",
-)
-def seed_cifar_cnn(
-    num_classes: int = 10, in_chans: int = 3, input_size: tuple[int, int] = (32, 32), **kwargs
-) -> SeedCifarCNN:
-    """Seed 001's small CIFAR-10 CNN, shape for shape the same as its Keras summary."""
-    return SeedCifarCNN(num_classes=num_classes, in_chans=in_chans, input_size=input_size, **kwargs)

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from cnnkit.errors import CnnkitError
 from cnnkit.models.layers import ClassifierNet, LocalResponseNorm, make_act
-from cnnkit.models.registry import register_model
+from cnnkit.models.registry import Variant, register_model, register_variants
 
 # Table 1 of the paper: filters per 3x3 conv, "M" = 2x2/2 max-pool, "LRN" = local response norm.
 CONFIGS: dict[str, list[int | str]] = {
@@ -73,15 +73,15 @@ def make_features(config: list[int | str], in_chans: int, batch_norm: bool, act:
     return nn.Sequential(*layers)
 
 
-def make_classifier(in_features: int, num_classes: int, act: str, dropout: float) -> nn.Sequential:
+def make_classifier(in_features: int, num_classes: int, act: str, drop_rate: float) -> nn.Sequential:
     """fc6-fc7-fc8 as torchvision orders them: Linear, act, Dropout, Linear, act, Dropout, Linear."""
     return nn.Sequential(
         nn.Linear(in_features, 4096),
         make_act(act, 4096),
-        nn.Dropout(dropout),
+        nn.Dropout(drop_rate),
         nn.Linear(4096, 4096),
         make_act(act, 4096),
-        nn.Dropout(dropout),
+        nn.Dropout(drop_rate),
         nn.Linear(4096, num_classes),
     )
 
@@ -111,7 +111,7 @@ class VGG(ClassifierNet):
         in_chans: int = 3,
         batch_norm: bool = False,
         act: str = "relu",
-        dropout: float = 0.5,
+        drop_rate: float = 0.5,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -119,7 +119,7 @@ class VGG(ClassifierNet):
         self.features = make_features(config, in_chans, batch_norm, act)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.flatten = nn.Flatten()
-        self.classifier = make_classifier(512 * 7 * 7, num_classes, act, dropout)
+        self.classifier = make_classifier(512 * 7 * 7, num_classes, act, drop_rate)
         _init_like_torchvision(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -130,134 +130,34 @@ class VGG(ClassifierNet):
         return x if pre_logits else self.classifier[6](x)
 
 
-def _vgg(config: str, batch_norm: bool, num_classes: int, in_chans: int, **kwargs) -> VGG:
-    return VGG(CONFIGS[config], num_classes=num_classes, in_chans=in_chans, batch_norm=batch_norm, **kwargs)
+def _variant(config: str, batch_norm: bool, params: int, macs: float, source: str = _TV) -> Variant:
+    doc = f"VGG configuration {config} of Table 1" + (", batch norm after every conv." if batch_norm else ".")
+    return Variant((CONFIGS[config],), params, doc, macs, source, (("batch_norm", batch_norm),))
 
 
-@register_model(
-    family="vgg",
-    input_size=(3, 224, 224),
-    paper=_PAPER,
-    year=2014,
-    ref_params=132_863_336,
-    ref_macs=7.61e9,
-    ref_source=_TV,
+_LRN_SOURCE = (
+    "same count as vgg11 (torchvision meta): LRN has no parameters; paper Table 2 gives 133 M for A and A-LRN"
 )
-def vgg11(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG configuration A of Table 1."""
-    return _vgg("A", False, num_classes, in_chans, **kwargs)
-
-
-@register_model(
-    family="vgg",
-    input_size=(3, 224, 224),
-    paper=_PAPER,
-    year=2014,
-    ref_params=132_863_336,
-    ref_macs=7.61e9,
-    ref_source="same count as vgg11 (torchvision meta): LRN has no parameters; paper Table 2 gives 133 M for A and A-LRN",
+globals().update(
+    register_variants(
+        VGG,
+        {
+            "vgg11": _variant("A", False, 132_863_336, 7.61e9),
+            "vgg11_lrn": _variant("A-LRN", False, 132_863_336, 7.61e9, _LRN_SOURCE),
+            "vgg13": _variant("B", False, 133_047_848, 11.31e9),
+            "vgg16": _variant("D", False, 138_357_544, 15.47e9, _TV + " (Keras VGG16 with top: 138,357,544)"),
+            "vgg19": _variant("E", False, 143_667_240, 19.63e9, _TV + " (Keras VGG19 with top: 143,667,240)"),
+            "vgg11_bn": _variant("A", True, 132_868_840, 7.61e9),
+            "vgg13_bn": _variant("B", True, 133_053_736, 11.31e9),
+            "vgg16_bn": _variant("D", True, 138_365_992, 15.47e9),
+            "vgg19_bn": _variant("E", True, 143_678_248, 19.63e9),
+        },
+        family="vgg",
+        input_size=(3, 224, 224),
+        paper=_PAPER,
+        year=2014,
+    )
 )
-def vgg11_lrn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG configuration A-LRN (A with local response normalisation after the first conv) of Table 1."""
-    return _vgg("A-LRN", False, num_classes, in_chans, **kwargs)
-
-
-@register_model(
-    family="vgg",
-    input_size=(3, 224, 224),
-    paper=_PAPER,
-    year=2014,
-    ref_params=133_047_848,
-    ref_macs=11.31e9,
-    ref_source=_TV,
-)
-def vgg13(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG configuration B of Table 1."""
-    return _vgg("B", False, num_classes, in_chans, **kwargs)
-
-
-@register_model(
-    family="vgg",
-    input_size=(3, 224, 224),
-    paper=_PAPER,
-    year=2014,
-    ref_params=138_357_544,
-    ref_macs=15.47e9,
-    ref_source=_TV + " (Keras VGG16 with top: 138,357,544)",
-)
-def vgg16(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG configuration D of Table 1."""
-    return _vgg("D", False, num_classes, in_chans, **kwargs)
-
-
-@register_model(
-    family="vgg",
-    input_size=(3, 224, 224),
-    paper=_PAPER,
-    year=2014,
-    ref_params=143_667_240,
-    ref_macs=19.63e9,
-    ref_source=_TV + " (Keras VGG19 with top: 143,667,240)",
-)
-def vgg19(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG configuration E of Table 1."""
-    return _vgg("E", False, num_classes, in_chans, **kwargs)
-
-
-@register_model(
-    family="vgg",
-    input_size=(3, 224, 224),
-    paper=_PAPER,
-    year=2014,
-    ref_params=132_868_840,
-    ref_macs=7.61e9,
-    ref_source=_TV,
-)
-def vgg11_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG configuration A of Table 1, batch norm after every conv (torchvision's variant)."""
-    return _vgg("A", True, num_classes, in_chans, **kwargs)
-
-
-@register_model(
-    family="vgg",
-    input_size=(3, 224, 224),
-    paper=_PAPER,
-    year=2014,
-    ref_params=133_053_736,
-    ref_macs=11.31e9,
-    ref_source=_TV,
-)
-def vgg13_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG configuration B of Table 1, batch norm after every conv (torchvision's variant)."""
-    return _vgg("B", True, num_classes, in_chans, **kwargs)
-
-
-@register_model(
-    family="vgg",
-    input_size=(3, 224, 224),
-    paper=_PAPER,
-    year=2014,
-    ref_params=138_365_992,
-    ref_macs=15.47e9,
-    ref_source=_TV,
-)
-def vgg16_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG configuration D of Table 1, batch norm after every conv (torchvision's variant)."""
-    return _vgg("D", True, num_classes, in_chans, **kwargs)
-
-
-@register_model(
-    family="vgg",
-    input_size=(3, 224, 224),
-    paper=_PAPER,
-    year=2014,
-    ref_params=143_678_248,
-    ref_macs=19.63e9,
-    ref_source=_TV,
-)
-def vgg19_bn(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG configuration E of Table 1, batch norm after every conv (torchvision's variant)."""
-    return _vgg("E", True, num_classes, in_chans, **kwargs)
 
 
 class KerasVGG16(ClassifierNet):
@@ -277,7 +177,7 @@ class KerasVGG16(ClassifierNet):
         in_chans: int = 3,
         input_size: tuple[int, int] = (224, 224),
         act: str = "relu",
-        dropout: float = 0.5,
+        drop_rate: float = 0.5,
     ) -> None:
         super().__init__()
         if min(input_size) < 32:
@@ -298,15 +198,7 @@ class KerasVGG16(ClassifierNet):
         self.flatten = nn.Flatten()
         h, w = (s // 32 for s in input_size)
         # Keras order: Dense, Dropout, Dense, Dropout, Dense (activations fused in Keras, rows here)
-        self.classifier = nn.Sequential(
-            nn.Linear(512 * h * w, 4096),
-            make_act(act, 4096),
-            nn.Dropout(dropout),
-            nn.Linear(4096, 4096),
-            make_act(act, 4096),
-            nn.Dropout(dropout),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = make_classifier(512 * h * w, num_classes, act, drop_rate)
         _init_like_torchvision(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

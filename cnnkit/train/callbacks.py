@@ -19,7 +19,8 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from cnnkit.fileio import write_bytes_atomic, write_text_atomic
 from cnnkit.train.quiet import quiet_worker
 
-METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr", "time")
+METRIC_FILE = "metrics.csv"
+CURVES_FILE = "curves.png"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -52,6 +53,9 @@ def current_lr(trainer: L.Trainer) -> float:
 
 class EpochHistory(L.Callback):
     """Collects one row per epoch and writes ``metrics.csv`` (and ``curves.png``).
+
+    A row is ``epoch`` (from 1, as printed) + whatever the module computed for the epoch
+    (``pl_module.epoch_metrics``) + ``lr`` + ``time``; the CSV's columns follow the rows.
 
     A row is recorded when validation ends - before ModelCheckpoint (which Lightning
     always runs last) saves ``last.ckpt`` - and the rows are part of this callback's
@@ -95,7 +99,8 @@ class EpochHistory(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not getattr(pl_module, "epoch_metrics", None):
             return
-        row: dict[str, float] = {"epoch": trainer.current_epoch, **pl_module.epoch_metrics}
+        # Epochs are numbered from 1 everywhere (metrics.csv, History, results.json, console).
+        row: dict[str, float] = {"epoch": trainer.current_epoch + 1, **pl_module.epoch_metrics}
         row["lr"] = self._epoch_lr
         row["time"] = time.perf_counter() - self._epoch_start
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
@@ -117,22 +122,24 @@ class EpochHistory(L.Callback):
     # -- files -----------------------------------------------------------------------
     def write_csv(self) -> None:
         if self.run_dir is not None:
-            write_text_atomic(self.run_dir / "metrics.csv", rows_to_csv(self.rows))
+            write_text_atomic(self.run_dir / METRIC_FILE, rows_to_csv(self.rows))
 
     def write_plot(self) -> None:
         self._last_plot = time.perf_counter()
         if self.run_dir is not None and self.rows:
             from cnnkit.train.plots import plot_curves
 
-            plot_curves(self.rows, self.run_dir / "curves.png")
+            plot_curves(self.rows, self.run_dir / CURVES_FILE)
 
 
 def rows_to_csv(rows: list[dict[str, float]]) -> str:
-    """CSV text with the fixed columns; floats in full precision (repeatable runs compare equal)."""
-    lines = [",".join(METRIC_COLUMNS)]
+    """CSV text, one column per metric in first-seen order; floats in full precision
+    (repeatable runs compare equal)."""
+    columns = list(dict.fromkeys(key for row in rows for key in row)) or ["epoch"]
+    lines = [",".join(columns)]
     for row in rows:
         cells = []
-        for key in METRIC_COLUMNS:
+        for key in columns:
             value = row.get(key)
             cells.append("" if value is None else str(int(value)) if key == "epoch" else repr(float(value)))
         lines.append(",".join(cells))
@@ -140,17 +147,13 @@ def rows_to_csv(rows: list[dict[str, float]]) -> str:
 
 
 def format_row(row: dict[str, float], epochs: int) -> str:
-    """'epoch 3/12  loss 0.1234  acc 96.52%  val_loss 0.0876  val_acc 97.20%  lr 1.0e-03  0.8s'."""
-    parts = [
-        f"epoch {int(row['epoch']) + 1}/{epochs}",
-        f"loss {row['train_loss']:.4f}",
-        f"acc {row['train_acc']:.2%}",
-        f"val_loss {row['val_loss']:.4f}",
-        f"val_acc {row['val_acc']:.2%}",
-    ]
-    if row.get("val_top5") is not None:
-        parts.append(f"val_top5 {row['val_top5']:.2%}")
-    parts += [f"lr {row['lr']:.2e}", f"{row['time']:.1f}s"]
+    """'epoch 3/12  train_loss 0.1234  train_acc 96.52%  val_loss 0.0876  val_acc 97.20%  lr 1.0e-03  0.8s'."""
+    parts = [f"epoch {int(row['epoch'])}/{epochs}"]
+    for key, value in row.items():
+        if key in ("epoch", "lr", "time"):
+            continue
+        parts.append(f"{key} {value:.4f}" if "loss" in key else f"{key} {value:.2%}")
+    parts += [f"lr {row.get('lr', math.nan):.2e}", f"{row.get('time', 0.0):.1f}s"]
     return "  ".join(parts)
 
 

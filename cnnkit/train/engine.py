@@ -21,74 +21,26 @@ from torch import nn
 
 from cnnkit.errors import CnnkitError
 from cnnkit.fileio import write_json_atomic, write_text_atomic
-from cnnkit.models.registry import create_model, model_info
-from cnnkit.runs import RUN_DIR_ENV, data_label, global_rank_from_env
-from cnnkit.summary import ModelSummary, count_params, summary
+from cnnkit.runs import (
+    BEST_CKPT,
+    CLASSES_FILE,
+    CONFIG_FILE,
+    LAST_CKPT,
+    NORMALIZATION_FILE,
+    RESULTS_FILE,
+    RUN_DIR_ENV,
+    SUMMARY_FILE,
+    data_label,
+    global_rank_from_env,
+)
+from cnnkit.summary import count_params
+from cnnkit.train.build import build_run
+from cnnkit.train.cached import FeatureDataModule, can_cache
 from cnnkit.train.callbacks import AtomicCheckpointIO, EpochHistory
-from cnnkit.train.config import TrainConfig, parse_max_time
+from cnnkit.train.config import TrainConfig, monitor_mode, parse_max_time
 from cnnkit.train.module import ClassifierModule, evaluate, ten_crop_accuracy
 from cnnkit.train.optim import learning_rate
 from cnnkit.train.quiet import quiet_lightning
-
-
-def build_model_for_data(config: TrainConfig, make_datamodule: Any) -> tuple[Any, nn.Module, ModelSummary]:
-    """The datamodule and the model, at the training image size, and the model's summary.
-
-    The image-size rule: ``config.image_size`` if given; else the data's own size if the
-    model can take it (a flatten-head net such as LeNet-5 or VGG is *built* for that
-    size); else the data is resized to the model's default input size (8x8 digits ->
-    28x28 for LeNet-5). "Can take it" is decided by running the model once on a
-    zero image of that size (the summary pass), so every architecture is judged by
-    what it actually does.
-    """
-    info = model_info(config.model)
-    dm = make_datamodule(config.image_size)
-    try:
-        model, table = _build_and_probe(config, dm.num_classes, dm.input_size)
-        return dm, model, table
-    except _SizeError as exc:
-        if config.image_size is not None:
-            h, w = config.image_size
-            raise CnnkitError(
-                f"{config.model} cannot train on {h}x{w} images: {exc}. "
-                f"Use a larger --image-size (its default is {info.input_size[1]}x{info.input_size[2]})."
-            ) from None
-    dm = make_datamodule(tuple(info.input_size[1:]))
-    try:
-        model, table = _build_and_probe(config, dm.num_classes, dm.input_size)
-    except _SizeError as exc:
-        raise CnnkitError(f"{config.model} cannot train on this data: {exc}.") from None
-    return dm, model, table
-
-
-class _SizeError(Exception):
-    pass
-
-
-def _build_and_probe(
-    config: TrainConfig, num_classes: int, size: tuple[int, ...]
-) -> tuple[nn.Module, ModelSummary]:
-    size = tuple(int(d) for d in size)
-    try:
-        model = create_model(
-            config.model, num_classes=num_classes, in_chans=size[0], input_size=size, **config.model_options
-        )
-    except CnnkitError:
-        raise
-    except Exception as exc:  # e.g. a dense layer of negative width: the input is too small
-        raise _SizeError(_first_line(exc)) from exc
-    try:
-        table = summary(model, size)
-    except CnnkitError as exc:
-        # summary says "<model> cannot take input HxW: <why>. Its default input size is ..."
-        why = _first_line(exc).split(": ", 1)[-1].split(". Its default input size")[0]
-        raise _SizeError(why.rstrip(".")) from exc
-    return model, table
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def resolve_hardware(config: TrainConfig) -> dict[str, Any]:
@@ -132,13 +84,15 @@ def run_training(
     with quiet_lightning(verbose):
         L.seed_everything(config.seed, workers=True, verbose=False)
 
-        def make_datamodule(image_size: tuple[int, int] | None) -> Any:
+        def make_datamodule(
+            image_size: tuple[int, int] | None, in_chans: int | None, normalize: Any, augment: Any
+        ) -> Any:
             return build_datamodule(
                 data=config.data,
-                batch_size=config.batch_size,
+                batch_size=config.batch_size or 64,
                 image_size=image_size,
-                in_chans=config.in_chans,
-                augment=config.augment,
+                in_chans=in_chans,
+                augment=augment,
                 val_fraction=config.val_fraction,
                 test_fraction=config.test_fraction,
                 seed=config.seed,
@@ -146,11 +100,11 @@ def run_training(
                 cache=config.cache,
                 run_dir=run_dir if writer else None,
                 resize=config.resize,
-                normalize=config.normalize,
+                normalize=normalize,
             )
 
         try:
-            dm, model, table = build_model_for_data(config, make_datamodule)
+            built = build_run(config, make_datamodule, run_dir if writer else None, verbose)
         except BaseException:
             if fresh_dir:  # a run that never started leaves no folder behind
                 shutil.rmtree(run_dir, ignore_errors=True)
@@ -158,9 +112,10 @@ def run_training(
                 with contextlib.suppress(OSError):
                     run_dir.parent.rmdir()  # only if empty: another run may have appeared there
             raise
+        dm, model, table, plan = built["dm"], built["model"], built["table"], built["plan"]
         input_size = tuple(int(d) for d in dm.input_size)
         if writer:
-            _write_run_files(run_dir, config, dm, table, hw, input_size)
+            _write_run_files(run_dir, config, dm, table, hw, input_size, plan)
         if hw["gpu"]:
             dm.device_transforms = True  # uint8 batches to the GPU, augmented and normalised there
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -169,7 +124,19 @@ def run_training(
             model = model.to(memory_format=torch.channels_last)
         if config.compile:
             model.compile()  # in place: state_dict keys stay those of the plain model
-        module = ClassifierModule(model, config, channels_last=hw["channels_last"])
+        train_dm = dm
+        if can_cache(plan, dm, config):  # frozen backbone: run it once, train the head on its output
+            device = torch.device("cuda" if hw["gpu"] and torch.cuda.is_available() else "cpu")
+            train_dm = FeatureDataModule(model.to(device), dm, config, run_dir, device)
+            model.cpu()
+        module = ClassifierModule(
+            model,
+            config,
+            channels_last=hw["channels_last"],
+            num_classes=dm.num_classes,
+            plan=plan,
+            head_only=train_dm is not dm,
+        )
 
         history = EpochHistory(run_dir, config.epochs, verbose=verbose)
         callbacks, logger = _callbacks(config, run_dir, history, extra_callbacks)
@@ -195,7 +162,7 @@ def run_training(
         os.environ[RUN_DIR_ENV] = str(run_dir)
         start = time.perf_counter()
         try:
-            trainer.fit(module, datamodule=dm, ckpt_path=str(run_dir / "last.ckpt") if resume else None)
+            trainer.fit(module, datamodule=train_dm, ckpt_path=str(run_dir / LAST_CKPT) if resume else None)
         finally:
             os.environ.pop(RUN_DIR_ENV, None)
         fit_seconds = time.perf_counter() - start
@@ -203,21 +170,21 @@ def run_training(
             return {"rows": history.rows, "results": {}, "model": model}
         # With ddp_spawn the epochs ran (and metrics.csv was written) in spawned processes:
         # this process' history is empty, the checkpoint has it.
-        rows = history.rows or _rows_from_checkpoint(run_dir / "last.ckpt")
+        rows = history.rows or _rows_from_checkpoint(run_dir / LAST_CKPT)
         if not rows:
             raise CnnkitError(
                 "training stopped before the first epoch ended (max_time too short?); nothing to save."
             )
         results = _final_results(config, run_dir, dm, model, rows, hw, trainer)
         results["train_seconds"] = round(fit_seconds + history.restored_seconds, 3)
-        write_json_atomic(run_dir / "results.json", results)
+        write_json_atomic(run_dir / RESULTS_FILE, results)
     return {"rows": rows, "results": results, "model": model}
 
 
 def _callbacks(
     config: TrainConfig, run_dir: Path, history: EpochHistory, extra: list[Any]
 ) -> tuple[list[Any], Any]:
-    mode = "max" if config.monitor == "val_acc" else "min"
+    mode = monitor_mode(config.monitor)
     checkpoint = ModelCheckpoint(
         dirpath=str(run_dir),
         filename="best",
@@ -249,29 +216,41 @@ def _callbacks(
 
 
 def _write_run_files(
-    run_dir: Path, config: TrainConfig, dm: Any, table: ModelSummary, hw: dict[str, Any], input_size: tuple
+    run_dir: Path, config: TrainConfig, dm: Any, table: Any, hw: dict[str, Any], input_size: tuple, plan: Any
 ) -> None:
     import cnnkit
 
     resolved = {
         "input_size": list(input_size),
         "lr": learning_rate(config),
+        "batch_size": dm.batch_size,
+        "augment": dm.augment.to_dict() if getattr(dm, "augment", None) is not None else None,
         "precision": hw["precision"],
         "channels_last": hw["channels_last"],
         "deterministic": hw["deterministic"],
         "num_classes": dm.num_classes,
     }
+    if not isinstance(config.model, str):  # a module passed from Python: its class is the record
+        resolved["model_class"] = f"{type(config.model).__module__}.{type(config.model).__qualname__}"
+    if plan is not None:
+        resolved["transfer_groups"] = plan.describe()
     saved = {**config.to_json(), "resolved": resolved, "cnnkit_version": cnnkit.__version__}
-    write_json_atomic(run_dir / "config.json", saved)
-    write_json_atomic(run_dir / "classes.json", list(dm.classes))
-    normalization = {
-        "mean": [float(m) for m in dm.mean],
-        "std": [float(s) for s in dm.std],
-        "input_size": list(input_size),
-        "resize": config.resize,
-    }
-    write_json_atomic(run_dir / "normalization.json", normalization)
-    write_text_atomic(run_dir / "summary.txt", str(table) + "\n")
+    write_json_atomic(run_dir / CONFIG_FILE, saved)
+    write_json_atomic(run_dir / CLASSES_FILE, list(dm.classes))
+    if hasattr(dm, "mean"):  # image data: what inference must do to an image
+        normalization = {
+            "mean": [float(m) for m in dm.mean],
+            "std": [float(s) for s in dm.std],
+            "input_size": list(input_size),
+            "resize": config.resize,
+        }
+        preprocess = getattr(dm, "eval_preprocess", None)
+        if preprocess is not None:
+            normalization["preprocess"] = preprocess.to_dict()
+    else:  # text: the vocabulary file (vocab.json) says the rest
+        normalization = {"input_size": list(input_size), "kind": "text"}
+    write_json_atomic(run_dir / NORMALIZATION_FILE, normalization)
+    write_text_atomic(run_dir / SUMMARY_FILE, str(table) + "\n")
 
 
 def _rows_from_checkpoint(path: Path) -> list[dict[str, float]]:
@@ -288,11 +267,15 @@ def _rows_from_checkpoint(path: Path) -> list[dict[str, float]]:
 def _final_results(
     config: TrainConfig, run_dir: Path, dm: Any, model: nn.Module, rows: list, hw: dict, trainer: Any
 ) -> dict[str, Any]:
-    """Evaluate the best checkpoint on the test split (validation split if there is none)."""
+    """Evaluate the best checkpoint on the test split (validation split if there is none).
+
+    ``best_epoch`` is 1-based, as printed and as in metrics.csv; ``best_<metric>`` is given
+    for every validation metric logged, each by its own direction.
+    """
     from cnnkit.models.weights import read_state_dict
 
-    best_path = run_dir / "best.ckpt"
-    model.load_state_dict(read_state_dict(best_path if best_path.is_file() else run_dir / "last.ckpt"))
+    best_path = run_dir / BEST_CKPT
+    model.load_state_dict(read_state_dict(best_path if best_path.is_file() else run_dir / LAST_CKPT))
     split = "test" if dm.has_test else "val"
     loader = dm.test_dataloader() if split == "test" else dm.val_dataloader()
     device = next(model.parameters()).device
@@ -301,30 +284,42 @@ def _final_results(
         (lambda batch: dm.on_after_batch_transfer(batch, 0)) if getattr(dm, "device_transforms", 0) else None
     )
     scores = evaluate(model, loader, device, autocast, hw["channels_last"], transform)
-    mode_max = config.monitor == "val_acc"
-    best = (max if mode_max else min)(rows, key=lambda r: r[config.monitor])
-    results: dict[str, Any] = {
-        "test_acc": scores["acc"],
-        "test_loss": scores["loss"],
-        "eval_split": split,
-        "eval_samples": scores["n"],
-        "best_val_acc": max(r["val_acc"] for r in rows),
-        "best_epoch": int(best["epoch"]),
-        "monitor": config.monitor,
-        "epochs": len(rows),
-        "stopped_early": bool(trainer.should_stop) and len(rows) < config.epochs,
-        "skipped_files": len(dm.skipped),
-        "model": config.model,
-        "data": data_label(config.data),
-        "num_classes": dm.num_classes,
-        "input_size": list(dm.input_size),
-        "params": count_params(model),
-        "split_sizes": dm.split_sizes(),
-        "precision": hw["precision"],
-        "world_size": trainer.world_size,
-    }
+    best = (max if monitor_mode(config.monitor) == "max" else min)(rows, key=lambda r: r[config.monitor])
+    results: dict[str, Any] = {"test_acc": scores["acc"], "test_loss": scores["loss"]}
     if dm.num_classes > 5:
         results["test_top5"] = scores["top5"]
+    results.update(
+        {
+            "eval_split": split,
+            "eval_samples": scores["n"],
+            "best_epoch": int(best["epoch"]),
+            "monitor": config.monitor,
+        }
+    )
+    for key in rows[0]:
+        if key.startswith("val_"):
+            pick = max if monitor_mode(key) == "max" else min
+            results[f"best_{key}"] = pick(r[key] for r in rows)
+    results.update(
+        {
+            "epochs": len(rows),
+            "stopped_early": bool(trainer.should_stop) and len(rows) < config.epochs,
+            "skipped_files": len(dm.skipped),
+            "model": config.to_json()["model"],
+            "data": data_label(config.data),
+            "num_classes": dm.num_classes,
+            "input_size": list(dm.input_size),
+            "params": count_params(model),
+            "split_sizes": dm.split_sizes(),
+            "batch_size": dm.batch_size,
+            "precision": hw["precision"],
+            "world_size": trainer.world_size,
+        }
+    )
+    if config.regime is not None:
+        results["regime"] = config.regime
+    if not hasattr(dm, "mean"):
+        results["sample_kind"] = "sentences"
     crop = dm.augment.random_crop if dm.augment is not None else None
     if crop is not None:  # trained on random patches: also test on ten of them per image
         results["test_acc_10crop"] = ten_crop_accuracy(model, dm.uncropped_batches(split), crop, device)

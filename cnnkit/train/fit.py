@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from cnnkit.errors import CnnkitError
-from cnnkit.train.config import TrainConfig
+from cnnkit.runs import CONFIG_FILE, LAST_CKPT, RESULTS_FILE
+from cnnkit.train.config import TrainConfig, is_custom_model
 
 # What may change when a run is resumed: how long and where it runs, not what it learns.
 RESUME_OVERRIDES = (
@@ -38,8 +41,9 @@ ARRAYS_PLACEHOLDER = "<arrays passed from Python>"
 class History:
     """What :func:`fit` returns, shaped like Keras' ``History``.
 
-    ``history`` maps each metric (train_loss, train_acc, val_loss, val_acc, val_top5, lr,
-    time) to its list of per-epoch values; ``epoch`` lists the epoch numbers (from 0);
+    ``history`` maps each logged metric (train_loss, train_acc, val_loss, val_acc, val_top5,
+    lr, time) to its list of per-epoch values; ``epoch`` lists the epoch numbers (from 1, as
+    printed and as in metrics.csv and results.json's ``best_epoch``);
     ``results`` is ``results.json`` (test_acc, best_val_acc, epochs, train_seconds, ...);
     ``model`` is the trained network with the best checkpoint's weights.
     """
@@ -58,7 +62,7 @@ class History:
 
 
 def fit(
-    model: str | None = None,
+    model: str | nn.Module | None = None,
     data: Any = None,
     *,
     resume: str | os.PathLike | None = None,
@@ -66,10 +70,13 @@ def fit(
     verbose: int | None = None,
     **options: Any,
 ) -> History:
-    """Train ``model`` (a registry name) on ``data`` and write a run directory.
+    """Train ``model`` on ``data`` and write a run directory.
 
-    ``data`` is ``"digits"`` (default, embedded), an image folder, an MNIST/CIFAR folder,
-    or ``(x, y)`` arrays. ``options`` are the fields of :class:`TrainConfig` (epochs,
+    ``model`` is a registry name, or your own ``nn.Module`` (trained as given: its
+    forward takes the (N, C, H, W) batches and returns logits for the data's classes; the
+    run records its class name and summary; resume such a run from Python with the same
+    module). ``data`` is ``"digits"`` (default, embedded), an image folder, an MNIST/CIFAR
+    folder, ``(x, y)`` arrays, or a ``label<TAB>text`` .tsv file for a text model. ``options`` are the fields of :class:`TrainConfig` (epochs,
     batch_size, optimizer, lr, schedule, augment, image_size, patience, devices, ...).
     ``callbacks`` are extra Lightning callbacks. ``resume=RUN_DIR`` continues a stopped
     run from its ``last.ckpt`` with its saved ``config.json``; only
@@ -81,6 +88,11 @@ def fit(
     Image size: ``image_size`` if given, else the data's own size when the model can
     take it (flatten-head nets are built for it), else the model's default input size
     (the data is resized to it) - e.g. 8x8 digits are trained at 28x28 with LeNet-5.
+
+    Transfer learning: ``pretrained=True|TAG|PATH`` starts from weights, and
+    ``regime="features"|"truncate"|"finetune"|"full"|"auto"`` (with ``head``, ``cut``,
+    ``warmup_epochs``, ``backbone_lr_mult``, ``freeze``, ``unfreeze_at``, ``train_bn``)
+    decides what trains - see :mod:`cnnkit.transfer`.
 
     Multi-process: ``devices=2, strategy="ddp"`` re-launches the calling *script* once
     per extra process (Lightning's launcher), so call it from a ``python script.py``,
@@ -95,13 +107,9 @@ def fit(
 
     out = run_training(config, run_dir, resume is not None, list(callbacks or []), verbose)
     rows = out["rows"]
-    keys = [
-        k
-        for k in ("train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr", "time")
-        if rows and k in rows[0]
-    ]
+    keys = [k for k in dict.fromkeys(key for row in rows for key in row) if k != "epoch"]
     return History(
-        history={k: [float(r[k]) for r in rows] for k in keys},
+        history={k: [float(r.get(k, float("nan"))) for r in rows] for k in keys},
         epoch=[int(r["epoch"]) for r in rows],
         run_dir=run_dir,
         results=out["results"],
@@ -111,7 +119,7 @@ def fit(
 
 
 def resolve_config(
-    model: str | None, data: Any, resume: str | os.PathLike | None, options: dict[str, Any]
+    model: str | nn.Module | None, data: Any, resume: str | os.PathLike | None, options: dict[str, Any]
 ) -> tuple[TrainConfig, Path]:
     """The validated configuration and the run directory, before anything heavy is imported."""
     from cnnkit.fileio import read_json
@@ -125,9 +133,17 @@ def resolve_config(
             raise CnnkitError(f"fit() got an unknown option {key!r}.{hint}")
     if resume is not None:
         run_dir = check_resumable(resume)
-        config = TrainConfig.from_json(read_json(run_dir / "config.json"))
+        config = TrainConfig.from_json(read_json(run_dir / CONFIG_FILE))
         changed = [k for k, v in options.items() if k not in RESUME_OVERRIDES and v != getattr(config, k)]
-        if model is not None and model != config.model:
+        if is_custom_model(config.model):
+            recorded = config.model.split(":", 1)[1]
+            if model is None or isinstance(model, str) or type(model).__name__ != recorded:
+                raise CnnkitError(
+                    f"{run_dir} trained a custom module {recorded} passed from Python; resume it from Python "
+                    f"with the same module: cnnkit.fit(model={recorded}(...), resume={str(run_dir)!r})."
+                )
+            config.model = model
+        elif model is not None and model != config.model:
             changed.append("model")
         if config.data == ARRAYS_PLACEHOLDER:
             if data is None:
@@ -165,10 +181,14 @@ def resolve_config(
             )
         config.data = str(path.resolve())  # config.json must work from any folder
     config.validate()
-    from cnnkit.models.registry import model_info
+    if isinstance(config.model, str):
+        from cnnkit.models.registry import model_info
 
-    if model_info(config.model).kind != "image":  # an unknown name fails here, with suggestions
-        raise CnnkitError(f"{config.model} is a text model; cnnkit train trains image classifiers.")
+        model_info(config.model)  # an unknown name fails here, with suggestions
+    elif not isinstance(config.model, nn.Module):
+        raise CnnkitError(
+            f"model must be a registry name or an nn.Module, not {type(config.model).__name__}."
+        )
     run_dir = _new_run_dir(config, new_run_dir)
     return config, run_dir
 
@@ -180,8 +200,9 @@ def _new_run_dir(config: TrainConfig, new_run_dir: Any) -> Path:
     if inherited is not None:  # a process started by Lightning's DDP launcher: same folder as rank 0
         return inherited
     if config.out is None:
-        return new_run_dir(config.model, config.data)
+        name = config.model if isinstance(config.model, str) else type(config.model).__name__.lower()
+        return new_run_dir(name, config.data)
     run_dir = Path(config.out).expanduser()
-    if (run_dir / "last.ckpt").exists() or (run_dir / "results.json").exists():
+    if (run_dir / LAST_CKPT).exists() or (run_dir / RESULTS_FILE).exists():
         raise CnnkitError(f"{run_dir} already holds a run; --resume it or choose another --out.")
     return run_dir

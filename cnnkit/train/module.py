@@ -1,4 +1,4 @@
-"""The LightningModule that trains any zoo classifier, and the evaluation loop.
+"""The LightningModule that trains any classifier, and the evaluation loop.
 
 Loss: cross-entropy (with optional label smoothing) on the logits, plus, for networks
 with auxiliary classifiers (GoogLeNet, Inception v3: attribute ``aux_weight``, forward
@@ -6,9 +6,11 @@ returns ``(logits, [aux_logits, ...])`` in train mode), ``aux_weight * sum(CE(au
 Szegedy et al. 2015 train them. Validation and test losses are plain cross-entropy
 (no smoothing, no aux heads), so runs with different recipes compare directly.
 
-Epoch metrics are exact: each process sums (loss, correct top-1, correct top-5, count)
-over its batches and the sums are all-reduced across processes, instead of averaging
-per-batch means - so the last, smaller batch is weighted correctly.
+Epoch metrics are torchmetrics (:class:`EpochMetrics`): a batch-size-weighted mean loss
+and micro top-1 / top-5 accuracy, whose states are summed across processes when computed
+- so the last, smaller batch is weighted correctly and DDP runs report exact numbers.
+Whatever :class:`EpochMetrics` computes is what ``metrics.csv``, ``History`` and
+``results.json`` carry.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
 
 from cnnkit.train.config import TrainConfig
 from cnnkit.train.optim import build_optimizer, build_scheduler
@@ -35,105 +39,119 @@ def split_aux(output: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
     return output, []
 
 
-class Tally:
-    """Running sums of one epoch: loss * n, top-1 hits, top-5 hits, n."""
+class EpochMetrics(nn.Module):
+    """One epoch's loss (mean weighted by batch size), accuracy and - with more than five
+    classes, where it says something - top-5 accuracy; ``compute()`` -> {"loss", "acc", "top5"},
+    summed over every process when ``sync`` (training), over this process' only (``evaluate``)."""
 
-    def __init__(self) -> None:
-        self.sums: torch.Tensor | None = None
+    def __init__(self, num_classes: int, sync: bool = True) -> None:
+        super().__init__()
+        common = {"average": "micro", "validate_args": False, "sync_on_compute": sync}
+        self.loss = MeanMetric(sync_on_compute=sync)
+        metrics = {"acc": MulticlassAccuracy(num_classes, top_k=1, **common)}
+        if num_classes > 5:
+            metrics["top5"] = MulticlassAccuracy(num_classes, top_k=5, **common)
+        self.scores = MetricCollection(metrics, compute_groups=False)
+        self.count = 0
 
-    def reset(self) -> None:
-        self.sums = None
-
+    @torch.no_grad()
     def update(self, loss: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> None:
         n = target.shape[0]
-        loss, logits = loss.detach(), logits.detach()
-        k = min(5, logits.shape[1])
-        topk = logits.topk(k, dim=1).indices
-        hits = topk.eq(target[:, None])
-        count = loss.new_tensor(float(n), dtype=torch.float32)
-        row = torch.stack([loss.float() * n, hits[:, 0].sum().float(), hits.any(dim=1).sum().float(), count])
-        self.sums = row if self.sums is None else self.sums + row
+        self.loss.update(loss.detach().float(), weight=n)
+        self.scores.update(logits.detach().float(), target)
+        self.count += n
 
-    def result(self, reduce: Any = None) -> dict[str, float]:
-        sums = self.sums if self.sums is not None else torch.zeros(4)
-        if reduce is not None:
-            sums = reduce(sums)
-        loss, top1, top5, n = (float(v) for v in sums.cpu())
-        n = max(n, 1.0)
-        return {"loss": loss / n, "acc": top1 / n, "top5": top5 / n}
+    def compute(self) -> dict[str, float]:
+        out = {"loss": float(self.loss.compute())}
+        out.update({k: float(v) for k, v in self.scores.compute().items()})
+        return out
+
+    def reset(self) -> None:
+        self.loss.reset()
+        self.scores.reset()
+        self.count = 0
 
 
 class ClassifierModule(L.LightningModule):
-    """Wraps a zoo model: optimisation by ``TrainConfig``, exact epoch metrics.
+    """Wraps a classifier: optimisation by ``TrainConfig``, exact epoch metrics.
 
     After each validation epoch ``self.epoch_metrics`` holds train_loss, train_acc,
-    val_loss, val_acc, val_top5 for the epoch (identical on every process); the
-    history callback turns it into a row of ``metrics.csv``.
+    val_loss, val_acc (and val_top5) for the epoch (identical on every process); the
+    history callback turns it into a row of ``metrics.csv``. ``plan`` (a
+    :class:`cnnkit.transfer.TransferPlan`) decides, per epoch, which parameter groups
+    train and which BatchNorm layers stay in eval mode. ``head_only``: the batches are
+    bottleneck features (:mod:`cnnkit.train.cached`) and only ``model.get_classifier()`` runs;
+    the checkpoints still hold the whole network.
     """
 
-    def __init__(self, model: nn.Module, config: TrainConfig, channels_last: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        channels_last: bool = False,
+        num_classes: int | None = None,
+        plan: Any = None,
+        head_only: bool = False,
+    ) -> None:
         super().__init__()
         self.model = model
+        self.head_only = head_only  # batches are cached feature vectors: only the head runs
         self.config = config
         self.channels_last = channels_last
-        self.train_tally, self.val_tally = Tally(), Tally()
+        self.plan = plan
+        classes = int(num_classes or getattr(model, "num_classes", 0) or 2)
+        self.train_metrics, self.val_metrics = EpochMetrics(classes), EpochMetrics(classes)
         self.epoch_metrics: dict[str, float] = {}
         self.aux_weight = float(getattr(model, "aux_weight", 0.0) or 0.0)
-        # Top-5 accuracy says something only when there are more than 5 classes.
-        self.report_top5 = int(getattr(model, "num_classes", 0)) > 5
 
     def forward(self, x: torch.Tensor) -> Any:
-        return self.model(x)
+        return self.model.get_classifier()(x) if self.head_only else self.model(x)
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
-        logits, aux = split_aux(self.model(self._prepare(x)))
+        if self.plan is not None:
+            self.plan.enforce_modes()  # frozen BatchNorm stays in eval mode whatever train() did
+        logits, aux = split_aux(self(self._prepare(x)))
         smoothing = self.config.label_smoothing
         loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
         if aux and self.aux_weight:
             loss = loss + self.aux_weight * sum(F.cross_entropy(a, y, label_smoothing=smoothing) for a in aux)
-        self.train_tally.update(loss, logits, y)
+        self.train_metrics.update(loss, logits, y)
         self.log("loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=y.shape[0])
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        logits, _ = split_aux(self.model(self._prepare(x)))
-        self.val_tally.update(F.cross_entropy(logits, y), logits, y)
+        logits, _ = split_aux(self(self._prepare(x)))
+        self.val_metrics.update(F.cross_entropy(logits, y), logits, y)
 
     def on_train_epoch_start(self) -> None:
-        self.train_tally.reset()
+        self.train_metrics.reset()
+        if self.plan is not None:
+            self.plan.apply(self.current_epoch + 1)  # 1-based, as printed and as --unfreeze-at counts
 
     def on_validation_epoch_start(self) -> None:
-        self.val_tally.reset()
+        self.val_metrics.reset()
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
-
-        def reduce(sums: torch.Tensor) -> torch.Tensor:
-            return self.trainer.strategy.reduce(sums.to(self.device), reduce_op="sum")
-
-        train, val = self.train_tally.result(reduce), self.val_tally.result(reduce)
+        train, val = self.train_metrics.compute(), self.val_metrics.compute()  # synced across processes
         self.epoch_metrics = {
-            "train_loss": train["loss"],
-            "train_acc": train["acc"],
-            "val_loss": val["loss"],
-            "val_acc": val["acc"],
+            **{f"train_{k}": v for k, v in train.items() if k != "top5"},
+            **{f"val_{k}": v for k, v in val.items()},
         }
-        if self.report_top5:
-            self.epoch_metrics["val_top5"] = val["top5"]
         # Already reduced, so every process logs the same value (what EarlyStopping,
         # ModelCheckpoint and ReduceLROnPlateau read from trainer.callback_metrics).
-        for key in ("val_loss", "val_acc"):
-            self.log(key, self.epoch_metrics[key], prog_bar=True, sync_dist=False)
-        self.log("train_acc", train["acc"], prog_bar=True, sync_dist=False)
+        for key, value in self.epoch_metrics.items():
+            self.log(key, value, prog_bar=key in ("val_loss", "val_acc", "train_acc"), sync_dist=False)
 
     def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(self.model.parameters(), self.config)
+        groups = self.plan.param_groups(self.config) if self.plan is not None else self.model.parameters()
+        optimizer = build_optimizer(groups, self.config)
         scheduler = build_scheduler(optimizer, self.config, self.trainer.estimated_stepping_batches)
         if scheduler is None:
             return optimizer
@@ -149,7 +167,8 @@ def evaluate(
     channels_last: bool = False,
     transform: Any = None,
 ) -> dict[str, float]:
-    """Loss, top-1 and top-5 accuracy of ``model`` over ``batches`` (all of them, one process).
+    """Loss, top-1 and top-5 accuracy and sample count ``n`` of ``model`` over ``batches``
+    (all of them, one process).
 
     ``transform(batch) -> batch`` runs after the move to ``device`` (the datamodule's
     GPU-side normalisation when its loaders yield uint8).
@@ -157,7 +176,7 @@ def evaluate(
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    tally = Tally()
+    metrics: EpochMetrics | None = None
     try:
         for batch in batches:
             x, y = (t.to(device, non_blocking=True) for t in batch)
@@ -168,12 +187,15 @@ def evaluate(
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 logits, _ = split_aux(model(x))
             logits = logits.float()
-            tally.update(F.cross_entropy(logits, y), logits, y)
+            if metrics is None:
+                metrics = EpochMetrics(logits.shape[1], sync=False).to(device)  # this process' batches only
+            metrics.update(F.cross_entropy(logits, y), logits, y)
     finally:
         model.train(was_training)
-    result = tally.result()
-    result["n"] = int(tally.sums[3]) if tally.sums is not None else 0
-    return result
+    if metrics is None:
+        return {"loss": float("nan"), "acc": 0.0, "top5": 0.0, "n": 0}
+    scores = {"top5": 1.0, **metrics.compute(), "n": metrics.count}  # top-5 of <= 5 classes: all hit
+    return scores
 
 
 def ten_crop_accuracy(

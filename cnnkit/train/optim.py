@@ -12,10 +12,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from torch import nn
 
 from cnnkit.errors import CnnkitError
-from cnnkit.train.config import TrainConfig
+from cnnkit.train.config import TrainConfig, monitor_mode
 
 DEFAULT_LR: dict[str, float] = {
     "sgd": 0.01,
@@ -56,10 +55,19 @@ def learning_rate(config: TrainConfig) -> float:
     return DEFAULT_LR[config.optimizer] * factor
 
 
-def build_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer named by ``config.optimizer`` (weight decay as L2, as in Keras; ``adamw`` decouples it)."""
+def build_optimizer(params: Iterable[Any], config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer named by ``config.optimizer`` (weight decay as L2, as in Keras; ``adamw`` decouples it).
+
+    ``params`` are parameters, or param-group dicts (``{"params": [...], "lr": ...}``, as
+    :meth:`cnnkit.transfer.TransferPlan.param_groups` gives them for discriminative rates);
+    frozen parameters may be in a group - they have no gradient, so the optimizer skips them.
+    """
     lr, wd, name = learning_rate(config), config.weight_decay, config.optimizer
-    params = [p for p in params if p.requires_grad]
+    items = list(params)
+    if items and isinstance(items[0], dict):
+        params = [g for g in items if g["params"]]
+    else:
+        params = [p for p in items if p.requires_grad]
     if name in ("sgd", "momentum", "nesterov"):
         momentum = 0.0 if name == "sgd" else config.momentum
         return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=name == "nesterov", weight_decay=wd)
@@ -87,7 +95,7 @@ def build_scheduler(
     exponential ends at 1% of the start; cosine anneals to 0; onecycle (Smith & Topin
     2018) warms up from lr/25 for 25% of the steps to the peak ``lr`` then anneals to
     lr/2.5e5; plateau divides by
-    10 after 3 epochs without improvement of the monitored metric.
+    10 after 3 epochs without improvement of ``plateau_monitor`` (default: ``monitor``).
     """
     name, epochs, opts = config.schedule, config.epochs, dict(config.schedule_options)
     unknown = sorted(set(opts) - set(SCHEDULE_OPTIONS[name]))
@@ -120,7 +128,7 @@ def build_scheduler(
         cycles = "betas" in defaults or defaults.get("momentum", 0) > 0
         scheduler = sched.OneCycleLR(
             optimizer,
-            max_lr=learning_rate(config),
+            max_lr=[group["lr"] for group in optimizer.param_groups],  # each group peaks at its own rate
             total_steps=total_steps,
             pct_start=opts.get("pct_start", 0.25),
             div_factor=opts.get("div_factor", 25.0),
@@ -128,12 +136,12 @@ def build_scheduler(
             cycle_momentum=cycles,
         )
         return {"scheduler": scheduler, "interval": "step"}
-    mode = "max" if config.monitor.endswith("acc") else "min"
+    monitor = config.plateau_monitor or config.monitor
     scheduler = sched.ReduceLROnPlateau(
         optimizer,
-        mode=mode,
+        mode=monitor_mode(monitor),
         factor=opts.get("factor", 0.1),
         patience=int(opts.get("patience", 3)),
         min_lr=opts.get("min_lr", 0.0),
     )
-    return {"scheduler": scheduler, "interval": "epoch", "monitor": config.monitor}
+    return {"scheduler": scheduler, "interval": "epoch", "monitor": monitor}

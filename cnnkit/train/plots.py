@@ -17,7 +17,7 @@ def plot_curves(rows: list[dict[str, float]], path: Path | str) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    epochs = [int(r["epoch"]) + 1 for r in rows]
+    epochs = [int(r["epoch"]) for r in rows]
     fig = Figure(figsize=(10, 4), dpi=100)
     FigureCanvasAgg(fig)
     loss_ax, acc_ax = fig.subplots(1, 2)
@@ -31,7 +31,7 @@ def plot_curves(rows: list[dict[str, float]], path: Path | str) -> None:
     best = max(rows, key=lambda r: r["val_acc"])
     acc_ax.annotate(
         f"best {best['val_acc']:.2%}",
-        (int(best["epoch"]) + 1, best["val_acc"]),
+        (int(best["epoch"]), best["val_acc"]),
         textcoords="offset points",
         xytext=(0, -14),
         ha="center",

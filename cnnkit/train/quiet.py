@@ -18,6 +18,7 @@ NOT_APPLICABLE = (
     ".*`srun` command is available.*",
     ".*It is recommended to use `self.log\\(.*sync_dist=True.*",  # our epoch metrics are reduced already
     ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*",  # Lightning vs newer torch, harmless
+    ".*module\\(s\\) in eval mode at the start of training.*",  # frozen BatchNorm of a transfer regime
 )
 _active = False  # inside quiet_lightning() in this process
 

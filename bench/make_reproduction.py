@@ -1,0 +1,248 @@
+"""REPRODUCTION.md from run directories: the papers' numbers next to ours, never typed by hand.
+
+    python bench/make_reproduction.py run lenet5 --seed 0        # trains -> runs-repro/lenet5-s0/
+    python bench/make_reproduction.py                            # writes REPRODUCTION.md + curves
+
+``run`` trains a shipped recipe (:mod:`cnnkit.recipes`) exactly as written, into
+``runs-repro/<recipe>-s<seed>/``, and adds ``hardware.json`` (CPU model, cores, torch
+threads, GPU, load average when it started: the machine may be shared) and the command's
+wall time. The default action reads every such directory with :meth:`cnnkit.runs.Run.load`
+(results.json, metrics.csv, config.json) and writes one table row per recipe - model,
+dataset, the paper's number, ours (mean +- sample std over seeds when there are several),
+epochs, training time, hardware, the command - plus ``docs/reproduction/<recipe>.png``
+(validation/training accuracy and loss per epoch, one line per seed). A recipe with no run
+gets a "not run yet" row with the command that produces it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnkit.errors import CnnkitError
+from cnnkit.fileio import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+from cnnkit.recipes import dataset_name, list_recipes, load_recipe, recipe_command, train_options
+from cnnkit.runs import Run
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = ROOT / "runs-repro"
+OUT = ROOT / "REPRODUCTION.md"
+CURVES = ROOT / "docs" / "reproduction"
+HARDWARE_FILE = "hardware.json"
+RUN_NAME = re.compile(r"^(?P<recipe>.+)-s(?P<seed>\d+)$")
+
+
+def hardware() -> dict[str, Any]:
+    """What ran it: CPU model (/proc/cpuinfo), cores, torch threads, GPU, load average."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "load_average_1min": load,
+        "torch": torch.__version__,
+    }
+
+
+def run_recipe(name: str, seed: int, root: Path) -> Path:
+    """Train recipe ``name`` with ``seed`` into ``root/<name>-s<seed>`` and stamp its hardware."""
+    import cnnkit
+
+    out = root / f"{name}-s{seed}"
+    if (out / "results.json").is_file():
+        raise CnnkitError(f"{out} already holds a finished run; delete it or pick another --seed.")
+    stamp = hardware()
+    start = time.perf_counter()
+    cnnkit.fit(**train_options(load_recipe(name), seed=seed, out=str(out)))
+    stamp["command_seconds"] = round(time.perf_counter() - start, 1)
+    stamp["command"] = recipe_command(name, seed=seed, out=f"runs-repro/{out.name}")
+    write_json_atomic(out / HARDWARE_FILE, stamp)
+    return out
+
+
+def collect(root: Path) -> dict[str, list[Run]]:
+    """Finished runs under ``root`` grouped by recipe (``<recipe>-s<seed>`` folders)."""
+    groups: dict[str, list[Run]] = {}
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        match = RUN_NAME.match(folder.name)
+        if not match or not (folder / "results.json").is_file():
+            continue
+        groups.setdefault(match["recipe"], []).append(Run.load(folder))
+    return groups
+
+
+def score(target: dict[str, Any], acc: float) -> float:
+    """The run's number in the paper's metric (error or accuracy), in percent for errors."""
+    return 100 * (1 - acc) if target["metric"] == "test_error" else acc
+
+
+def ours(target: dict[str, Any], runs: list[Run]) -> str:
+    values = [score(target, r.results["test_acc"]) for r in runs]
+    pct = target["metric"] == "test_error"
+    fmt = "{:.2f}%" if pct else "{:.4f}"
+    text = fmt.format(statistics.mean(values))
+    if len(values) > 1:
+        text += " ± " + (fmt.format(statistics.stdev(values)).rstrip("%")) + ("%" if pct else "")
+    met = ""
+    goal = target.get("goal")
+    if goal is not None:
+        goal_value = 100 * goal if pct else goal
+        ok = statistics.mean(values) <= goal_value if pct else statistics.mean(values) >= goal_value
+        met = " ✓" if ok else " ✗"
+    seeds = f" ({len(values)} seeds)" if len(values) > 1 else " (1 seed)"
+    return text + seeds + met
+
+
+def paper_text(target: dict[str, Any]) -> str:
+    if target.get("paper") is None:
+        return "—"
+    if target["metric"] == "test_error":
+        return f"{100 * target['paper']:.2f}% error"
+    return f"acc {target['paper']:.3f}"
+
+
+def hardware_text(runs: list[Run]) -> str:
+    stamps = [read_json(r.path / HARDWARE_FILE) for r in runs if (r.path / HARDWARE_FILE).is_file()]
+    if not stamps:
+        return "not recorded"
+    s = stamps[0]
+    text = f"{s['cpu']}, {s['cores']} cores, {s['torch_threads']} torch threads"
+    if s.get("gpu"):
+        text += f", {s['gpu']}"
+    loads = [x["load_average_1min"] for x in stamps if x.get("load_average_1min") is not None]
+    if loads:
+        spread = f"{min(loads):.1f}" if min(loads) == max(loads) else f"{min(loads):.1f}–{max(loads):.1f}"
+        text += f" (load avg {spread} at start: shared)"
+    return text
+
+
+def plot_curves(name: str, runs: list[Run], path: Path) -> None:
+    """Accuracy and loss per epoch, one line per seed, written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for run in runs:
+        rows = run.metrics
+        epochs = [int(r.get("epoch", i)) for i, r in enumerate(rows, 1)]
+        seed = run.config.get("seed")
+        for key, style in (("val", "-"), ("train", "--")):
+            if any(f"{key}_acc" in r for r in rows):
+                acc_ax.plot(epochs, [r.get(f"{key}_acc") for r in rows], style, label=f"{key} s{seed}")
+                loss_ax.plot(epochs, [r.get(f"{key}_loss") for r in rows], style, label=f"{key} s{seed}")
+        if "best_epoch" in run.results:
+            acc_ax.plot([run.results["best_epoch"]], [run.results["test_acc"]], "k*", label=f"test s{seed}")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy", title=f"{name}: accuracy")
+    loss_ax.set(xlabel="epoch", ylabel="loss", title=f"{name}: loss", yscale="log")
+    for ax in (acc_ax, loss_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def render(root: Path, out: Path, curves: Path) -> str:
+    groups = collect(root)
+    header = "| recipe | model | dataset | paper | ours | epochs | train time | hardware | command | curves |"
+    lines = [
+        "# Reproduction of published results",
+        "",
+        "Generated by `python bench/make_reproduction.py` from the run directories in "
+        f"`{root.relative_to(ROOT) if root.is_relative_to(ROOT) else root}/` "
+        "(results.json, metrics.csv, config.json, hardware.json); do not edit by hand. "
+        "'ours' is the test split's number of the best checkpoint (by validation accuracy), "
+        "mean ± sample standard deviation over seeds; ✓/✗: the recipe's goal is met or not. "
+        "'train time' is the engine's fit time per seed (mean). "
+        "Each recipe's departures from its paper, and why: `cnnkit recipes NAME`.",
+        "",
+        header,
+        "|" + "---|" * (header.count("|") - 1),
+    ]
+    for name in list_recipes():
+        recipe, runs = load_recipe(name), groups.get(name, [])
+        target = recipe["target"]
+        cells = [f"`{name}`", str(recipe["model"]), dataset_name(recipe), paper_text(target)]
+        if runs:
+            seeds = sorted(int(r.config.get("seed", 0)) for r in runs)
+            epochs = {int(r.results.get("epochs", len(r.metrics))) for r in runs}
+            seconds = statistics.mean(float(r.results.get("train_seconds", 0.0)) for r in runs)
+            png = curves / f"{name}.png"
+            plot_curves(name, runs, png)
+            rel = os.path.relpath(png, out.parent)
+            command = f"`{recipe_command(name, seed=seeds[0])}`"
+            if len(seeds) > 1:
+                command += f" (seeds {', '.join(map(str, seeds))})"
+            cells += [ours(target, runs), "/".join(map(str, sorted(epochs))), minutes(seconds),
+                      hardware_text(runs), command, f"[png]({rel})"]  # fmt: skip
+        else:
+            cells += ["not run yet", str(recipe["epochs"]), "—", "—", f"`{recipe_command(name)}`", "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## The commands spelled out",
+        "",
+        "`cnnkit train --recipe NAME` is the same as these flags (explicit flags override the recipe):",
+        "",
+    ]
+    lines += [f"- `{name}`: `{recipe_command(name, expand=True)}`" for name in list_recipes()]
+    lines += ["", "## Curves", ""]
+    lines += [f"### {name}\n\n![{name}]({os.path.relpath(curves / f'{name}.png', out.parent)})\n"
+              for name in list_recipes() if name in groups]  # fmt: skip
+    text = "\n".join(lines).rstrip() + "\n"
+    write_text_atomic(out, text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="action")
+    r = sub.add_parser("run", help="train one recipe into runs-repro/<recipe>-s<seed>/")
+    r.add_argument("recipe")
+    r.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs", type=Path, default=RUNS, help="folder of <recipe>-s<seed> runs (runs-repro/)")
+    p.add_argument("--out", type=Path, default=OUT, help="markdown file to write (REPRODUCTION.md)")
+    p.add_argument("--curves", type=Path, default=CURVES, help="folder for the PNGs (docs/reproduction/)")
+    args = p.parse_args(argv)
+    try:
+        if args.action == "run":
+            print(run_recipe(args.recipe, args.seed, args.runs))
+            return 0
+        render(args.runs.resolve(), args.out.resolve(), args.curves.resolve())
+    except CnnkitError as exc:
+        print(f"make_reproduction: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

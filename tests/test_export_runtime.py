@@ -1,0 +1,83 @@
+"""``cnnkit.runtime``: torch and onnx runtimes behind one ``predict(batch) -> logits``.
+
+Both answer like ``cnnkit predict`` on real photos; the threaded decoding pipeline keeps
+the order of the files and reports bad ones; the channels_last choice never changes the
+answer, only the speed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnkit.errors import CnnkitError
+from cnnkit.runtime import TorchRuntime, load_runtime, predict_paths, topk_rows
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> list:
+    skdata = pytest.importorskip("skimage.data")
+    folder = tmp_path_factory.mktemp("photos")
+    paths = []
+    for name in ("chelsea", "coffee", "astronaut", "rocket"):
+        path = folder / f"{name}.jpg"
+        Image.fromarray(getattr(skdata, name)()).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def test_torch_runtime_answers_like_cnnkit_predict(photos):
+    """(The onnx runtime against torch on the same photos: tests/test_export.py.)"""
+    from cnnkit.predict import predict_images
+
+    want = predict_images(photos, topk=3)
+    loaded = load_runtime("efficientnet_lite0", "torch")
+    got = predict_paths(loaded, photos, topk=3, batch_size=3, workers=2)
+    assert [g["image"] for g in got] == [str(p) for p in photos]  # order kept across batches
+    for g, w in zip(got, want, strict=True):
+        assert [t["index"] for t in g["topk"]] == [t["index"] for t in w["topk"]]
+        assert g["topk"][0]["prob"] == pytest.approx(w["topk"][0]["prob"], abs=1e-4)
+
+
+def test_bad_files_are_reported_not_fatal(photos, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(photos[0].read_bytes()[:500])
+    loaded = load_runtime("efficientnet_lite0", "torch")
+    errors: list[tuple[str, str]] = []
+    got = predict_paths(
+        loaded, [photos[0], broken, tmp_path / "missing.jpg", photos[1]], topk=1, errors=errors
+    )
+    assert [g["image"] for g in got] == [str(photos[0]), str(photos[1])]
+    assert [e[0] for e in errors] == [str(broken), str(tmp_path / "missing.jpg")]
+    with pytest.raises(CnnkitError, match="missing.jpg"):
+        predict_paths(loaded, [tmp_path / "missing.jpg"])
+
+
+def test_channels_last_changes_speed_not_answers():
+    from cnnkit.models.registry import create_model
+
+    model = create_model("cifar_resnet20").eval()
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    dense = TorchRuntime(model, channels_last=False).predict(x)
+    nhwc = TorchRuntime(model, channels_last=True).predict(x)
+    trial = TorchRuntime(model, channels_last=None)
+    chosen = trial.predict(x)
+    assert isinstance(trial.channels_last, bool)  # the trial decided
+    np.testing.assert_allclose(nhwc, dense, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(chosen, dense, rtol=1e-4, atol=1e-4)
+    # the re-laid-out weights still take gradients (Grad-CAM uses the served model)
+    model(x[:1].requires_grad_()).sum().backward()
+
+
+def test_topk_rows_and_errors():
+    rows = topk_rows(np.array([[0.0, 2.0, 1.0]]), ["a", "b", "c"], k=5)
+    assert [t["label"] for t in rows[0]] == ["b", "c", "a"]
+    assert sum(t["prob"] for t in rows[0]) == pytest.approx(1.0)
+    with pytest.raises(CnnkitError, match="3 outputs but has 2 class names"):
+        topk_rows(np.zeros((1, 3)), ["a", "b"])
+    with pytest.raises(CnnkitError, match="unknown runtime"):
+        load_runtime("efficientnet_lite0", "tensorrt")
+    with pytest.raises(CnnkitError, match="--runtime onnx"):
+        load_runtime("model.onnx", "torch")
