@@ -31,7 +31,7 @@ import torch
 
 from cnnkit.errors import CnnkitError
 from cnnkit.fileio import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
-from cnnkit.recipes import dataset_name, list_recipes, load_recipe, recipe_command, train_options
+from cnnkit.recipes import dataset_name, list_recipes, load_recipe, paper_text, recipe_command, train_options
 from cnnkit.runs import Run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,14 +113,6 @@ def ours(target: dict[str, Any], runs: list[Run]) -> str:
     return text + seeds + met
 
 
-def paper_text(target: dict[str, Any]) -> str:
-    if target.get("paper") is None:
-        return "—"
-    if target["metric"] == "test_error":
-        return f"{100 * target['paper']:.2f}% error"
-    return f"acc {target['paper']:.3f}"
-
-
 def hardware_text(runs: list[Run]) -> str:
     stamps = [read_json(r.path / HARDWARE_FILE) for r in runs if (r.path / HARDWARE_FILE).is_file()]
     if not stamps:
@@ -190,7 +182,7 @@ def render(root: Path, out: Path, curves: Path) -> str:
     for name in list_recipes():
         recipe, runs = load_recipe(name), groups.get(name, [])
         target = recipe["target"]
-        cells = [f"`{name}`", str(recipe["model"]), dataset_name(recipe), paper_text(target)]
+        cells = [f"`{name}`", str(recipe["model"]), dataset_name(recipe), paper_text(target, "—")]
         if runs:
             seeds = sorted(int(r.config.get("seed", 0)) for r in runs)
             epochs = {int(r.results.get("epochs", len(r.metrics))) for r in runs}

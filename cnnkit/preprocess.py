@@ -261,15 +261,15 @@ def center_crop(x: Any, size: tuple[int, int]) -> Any:
 
 
 @contextmanager
-def one_thread() -> Iterator[None]:
-    """Run small CPU tensor ops on one thread.
+def one_thread(enabled: bool = True) -> Iterator[None]:
+    """Run small CPU tensor ops on one thread (when ``enabled``).
 
     For a batch-sized op, waking torch's thread pool costs more than it saves; on a busy
     machine (more runnable threads than cores) each parallel op waits for every pool thread
     to be scheduled and the difference is 10-40x (measured with bench/bench_loader.py).
     """
     threads = torch.get_num_threads()
-    if threads == 1:
+    if not enabled or threads == 1:
         yield
         return
     torch.set_num_threads(1)

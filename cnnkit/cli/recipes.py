@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
-from cnnkit.recipes import dataset_name, list_recipes, load_recipe, recipe_command, train_options
+from cnnkit.recipes import dataset_name, list_recipes, load_recipe, paper_text, recipe_command, train_options
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,15 +23,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("name", nargs="?", help="a recipe to print in full")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(run=run)
-
-
-def paper_number(target: dict[str, Any]) -> str:
-    """'8.75% error' / 'acc 0.925' / '-' for a target without a published number."""
-    if target.get("paper") is None:
-        return "-"
-    if target["metric"] == "test_error":
-        return f"{100 * target['paper']:.2f}% error"
-    return f"acc {target['paper']:.3f}"
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -48,7 +38,7 @@ def _show(name: str) -> str:
     lines = [f"{name}: {recipe['description']}", f"paper:   {recipe['paper']}"]
     goal = target.get("goal")
     goal_text = "" if goal is None else f"; goal {goal:g} {target['metric']}"
-    lines.append(f"target:  {paper_number(target)}{goal_text} ({target['source']})")
+    lines.append(f"target:  {paper_text(target)}{goal_text} ({target['source']})")
     lines.append("config:")
     for key, value in train_options(recipe).items():
         shown = recipe["data_ref"] if key == "data" else value
@@ -79,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     rows = [["name", "model", "dataset", "paper", "epochs", "command"]]
     for r in recipes:
         rows.append(
-            [r["name"], str(r["model"]), dataset_name(r), paper_number(r["target"]), str(r["epochs"]),
+            [r["name"], str(r["model"]), dataset_name(r), paper_text(r["target"]), str(r["epochs"]),
              recipe_command(r["name"])]
         )  # fmt: skip
     print(_table(rows))

@@ -9,10 +9,11 @@ batch number), so augmentation is reproducible whatever the number of workers.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from cnnkit.data.augment import AugmentConfig
 from cnnkit.data.preprocess import resize_batch
@@ -170,3 +171,20 @@ class MemoryBatchDataset(Dataset):
         with one_thread():  # a gather of one batch: thread wake-ups would cost more than the copy
             x, y = self.x[idx], self.y[idx]
         return apply_pipeline(x, self.pipeline, self.train, seed), y
+
+
+def memory_split_loader(
+    samplers: dict[str, SeededBatchSampler],
+    split: str,
+    x: Any,
+    y: Any,
+    batch_size: int,
+    seed: int,
+    train: bool,
+) -> DataLoader:
+    """In-memory ``(x, y)`` batches of one split, through that split's seeded sampler (made on
+    first use and kept in ``samplers``, so a resumed run replays the same order)."""
+    sampler = samplers.setdefault(
+        split, SeededBatchSampler(len(y), batch_size, shuffle=train, drop_last=train, seed=seed)
+    )
+    return DataLoader(MemoryBatchDataset(x, y, train, None), batch_size=None, sampler=sampler)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from cnnkit.data.loaders import MemoryBatchDataset, SeededBatchSampler
+from cnnkit.data.loaders import SeededBatchSampler, memory_split_loader
 from cnnkit.data.splits import stratified_split
 from cnnkit.errors import CnnkitError
 from cnnkit.fileio import write_json_atomic
@@ -123,10 +123,7 @@ class TextDataModule(L.LightningDataModule):
         if split not in self.splits:
             raise CnnkitError(f"this dataset has no {split} split. Set {split}_fraction > 0.")
         x, y = self.splits[split]
-        sampler = self._samplers.setdefault(
-            split, SeededBatchSampler(len(y), self.batch_size, shuffle=train, drop_last=train, seed=self.seed)
-        )
-        return DataLoader(MemoryBatchDataset(x, y, train, None), batch_size=None, sampler=sampler)
+        return memory_split_loader(self._samplers, split, x, y, self.batch_size, self.seed, train)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)

@@ -41,8 +41,8 @@ from cnnkit.features.cache import (
     write_entry,
 )
 from cnnkit.features.record import Features
-from cnnkit.features.threads import one_thread, small_on_cpu
-from cnnkit.preprocess import Preprocess
+from cnnkit.features.threads import small_on_cpu
+from cnnkit.preprocess import Preprocess, one_thread
 
 SPLITS = ("train", "val", "test")
 _FILTERS = {"nearest": "nearest", "bilinear": "bilinear", "bicubic": "bicubic"}  # others: bicubic

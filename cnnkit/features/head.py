@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from cnnkit.errors import CnnkitError
 from cnnkit.features.record import Features
-from cnnkit.features.threads import one_thread
+from cnnkit.preprocess import one_thread
 
 HEADS = ("linear", "mlp")
 

@@ -10,26 +10,9 @@ found the same for batch transforms). Large batches keep every thread.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 
 SMALL = 1 << 21  # input elements per batch (about 64 x 3 x 104 x 104) below which one thread is used
-
-
-@contextlib.contextmanager
-def one_thread(enabled: bool = True) -> Iterator[None]:
-    """Run the body on one intra-op thread (when ``enabled`` and not already one)."""
-    threads = torch.get_num_threads()
-    if not enabled or threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def small_on_cpu(x: torch.Tensor) -> bool:

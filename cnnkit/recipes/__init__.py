@@ -207,3 +207,12 @@ __all__ = [
     "resolve_data",
     "train_options",
 ]
+
+
+def paper_text(target: dict[str, Any], missing: str = "-") -> str:
+    """A recipe target's published number as text: '8.75% error', 'acc 0.925', or ``missing``."""
+    if target.get("paper") is None:
+        return missing
+    if target["metric"] == "test_error":
+        return f"{100 * target['paper']:.2f}% error"
+    return f"acc {target['paper']:.3f}"

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from cnnkit.data.loaders import MemoryBatchDataset, SeededBatchSampler
+from cnnkit.data.loaders import SeededBatchSampler, memory_split_loader
 
 
 def can_cache(plan: Any, dm: Any, config: Any) -> bool:
@@ -127,10 +127,7 @@ class FeatureDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         x, y = self.splits[split]
-        sampler = self._samplers.setdefault(
-            split, SeededBatchSampler(len(y), self.batch_size, shuffle=train, drop_last=train, seed=self.seed)
-        )
-        return DataLoader(MemoryBatchDataset(x, y, train, None), batch_size=None, sampler=sampler)
+        return memory_split_loader(self._samplers, split, x, y, self.batch_size, self.seed, train)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)

@@ -48,18 +48,10 @@ def parse_options(text: str) -> dict[str, Any]:
     """'step_size=5,gamma=0.5' -> {'step_size': 5, 'gamma': 0.5} (numbers, lists and words)."""
     import ast
 
+    from cnnkit.data.augment import split_top_level  # the one key=value,... splitter
+
     options: dict[str, Any] = {}
-    depth, current, parts = 0, [], []
-    for char in text:  # split on top-level commas so "milestones=[5,8]" survives
-        depth += char in "(["
-        depth -= char in ")]"
-        if char == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    for part in (p.strip() for p in parts):
+    for part in (p.strip() for p in split_top_level(text)):
         if not part:
             continue
         if "=" not in part:
