@@ -140,3 +140,28 @@ def test_find_copies_flags_an_input_taken_from_the_training_set(planted):
     assert [(p["a"].rsplit("/", 1)[-1], p["b"].rsplit("/", 1)[-1]) for p in pairs] == [
         ("chelsea.png", "jpeg.jpg")
     ]
+
+
+def test_train_and_predict_warn_about_copies_of_training_images(planted, tmp_path):
+    """The trainer checks its own splits, and predict checks its inputs against the run's
+    training images: testing on copies of training images measures nothing."""
+    import os
+    import subprocess
+    import sys
+
+    root, _ = planted
+    done = subprocess.run(
+        [sys.executable, "-m", "cnnkit", "train", "--data", str(root), "--model", "lenet5", "--epochs", "1",
+         "--in-chans", "1", "--batch-size", "4", "--val-fraction", "0.2", "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "duplicate pairs across this run's splits" in done.stderr and "cnnkit leakage" in done.stderr
+    copy, fresh = root / "test" / "c0" / "jpeg.jpg", root / "test" / "c1" / "grass.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "cnnkit", "predict", str(copy), str(fresh), "--model", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "jpeg.jpg" in warnings[0] and "chelsea.png" in warnings[0]

@@ -91,6 +91,10 @@ def test_default_run_reaches_95_percent_and_writes_every_file(default_run: tuple
     best_row = max(rows, key=lambda r: float(r["val_acc"]))
     assert results["best_epoch"] == int(best_row["epoch"])
     assert f"(best checkpoint: epoch {results['best_epoch']})" in stdout
+    # The training doctor reads the curves at the end (the same text as 'cnnkit doctor RUN').
+    from cnnkit.evaluate import diagnose, format_findings
+
+    assert "doctor:\n" + format_findings(diagnose(run_dir)) in stdout
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
 
     # LeNet-5's 8x8 digits are trained at its own 28x28; inference needs exactly this.

@@ -26,6 +26,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--features", default="", help="comma-separated layers whose feature maps to draw")
     p.add_argument("--filters", action="store_true", help="also draw the first conv layer's filters")
+    p.add_argument(
+        "--hypercolumns",
+        action="store_true",
+        help="also draw each image's hypercolumns over the model's stages",
+    )
     p.add_argument("--weights", default=None, help="state_dict file for a zoo MODEL")
     p.add_argument("--classes", default=None, help="class names file for --weights")
     p.add_argument("--out", default="explain", help="output folder (default: ./explain)")
@@ -50,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         features=features,
         filters=args.filters,
+        hypercolumn=args.hypercolumns,
     )
     if args.json:
         print(json.dumps(results, indent=2))
@@ -62,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         )
         for png in r["feature_pngs"]:
             print(f"  feature maps -> {png}")
+        if "hypercolumns_png" in r:
+            print(f"  hypercolumns -> {r['hypercolumns_png']}")
     if args.filters:
         print(f"first-layer filters -> {args.out}/filters.png")
     return 0

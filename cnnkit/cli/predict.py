@@ -48,6 +48,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="threads decoding images while the model runs (default: CPUs, at most 8)",
     )
+    p.add_argument(
+        "--tta",
+        choices=("none", "flip", "10crop"),
+        default="none",
+        help="test-time augmentation: average the probabilities of the image and its mirror (flip), "
+        "or of 4 corner + centre crops and their mirrors (10crop)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list instead of text")
     p.set_defaults(run=run)
 
@@ -83,7 +90,13 @@ def run(args: argparse.Namespace) -> int:
         max_image_pixels=max_image_pixels(args.max_image_pixels),
     )
     results = predict_paths(
-        loaded, args.images, topk=args.topk, batch_size=args.batch_size, workers=args.workers, errors=errors
+        loaded,
+        args.images,
+        topk=args.topk,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        errors=errors,
+        tta=args.tta,
     )
     if args.json:
         print(json.dumps(results, indent=2))
@@ -91,4 +104,28 @@ def run(args: argparse.Namespace) -> int:
         print(format_predictions(results))
     for _, message in errors:
         print(f"cnnkit: error: {message}", file=sys.stderr)
+    warn_about_training_copies(args.model, [r["image"] for r in results])
     return 2 if errors else 0
+
+
+def warn_about_training_copies(model: str, images: list[str]) -> None:
+    """With a run directory as ``--model``: warn about inputs that are (near-)copies of the
+    run's training images - the answer for those says nothing about new photos."""
+    from pathlib import Path
+
+    from cnnkit.runs import CONFIG_FILE, Run
+
+    if not images or not (Path(model) / CONFIG_FILE).is_file():
+        return
+    run = Run.load(model)
+    data = run.config.get("data")
+    if run.kind != "image" or not isinstance(data, str) or data.startswith("<"):
+        return
+    from cnnkit.evaluate import find_copies
+
+    for pair in find_copies(images, data, run=run.path, crops=False):
+        print(
+            f"warning: {pair['b']} is a {pair['kind']} copy of training image {pair['a']} of this run; "
+            "its answer says nothing about new photos.",
+            file=sys.stderr,
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from cnnkit.errors import CnnkitError
 
@@ -43,6 +44,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--depth", type=int, default=None, help="fold layers below this nesting depth")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument(
+        "--diagram",
+        default=None,
+        metavar="FILE",
+        help="also draw the architecture (top-level blocks) to FILE.svg/.png",
+    )
     p.set_defaults(run=run)
 
 
@@ -57,4 +64,8 @@ def run(args: argparse.Namespace) -> int:
         model = create_model(args.model, num_classes=args.num_classes, input_size=size)
     result = summary(model, size, depth=args.depth)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result)
+    if args.diagram:
+        from cnnkit.explain.diagram import save_architecture
+
+        print(f"architecture diagram -> {save_architecture(model, args.diagram, size)}", file=sys.stderr)
     return 0

@@ -85,4 +85,39 @@ def run(args: argparse.Namespace) -> int:
         f"{results['train_seconds']:.1f} s" + (f"; {skipped} unreadable files skipped" if skipped else "")
     )
     print(f"run directory: {history.run_dir}")
+    if results.get("sample_kind", "images") == "images":
+        warn_about_leaks(history.run_dir, history.config.data)
+    if not args.quiet:  # the training doctor's reading of the curves (cnnkit doctor RUN)
+        from cnnkit.evaluate import diagnose, format_findings
+
+        findings = diagnose(history.run_dir)
+        if findings:
+            print("doctor:\n" + format_findings(findings))
     return 0
+
+
+def warn_about_leaks(run_dir: object, data: object) -> None:
+    """Warn when the run's test/validation images are (near-)copies of its training images:
+    testing on training images measures nothing (the seeds' reviewer). Exact copies only for
+    MNIST-style digits, where different hand-written strokes hash alike."""
+    import sys
+
+    from cnnkit.data.sources import detect_format
+    from cnnkit.evaluate import find_leaks
+
+    fmt = detect_format(data)
+    if fmt == "arrays":
+        return
+    leaks = [
+        p
+        for p in find_leaks(data, run=run_dir, crops=False, near=fmt != "idx")
+        if p["split_a"] != p["split_b"]
+    ]
+    if leaks:
+        kinds = sorted({p["kind"] for p in leaks})
+        print(
+            f"warning: {len(leaks)} {'/'.join(kinds)} duplicate pairs across this run's splits "
+            f"(e.g. {leaks[0]['a']} ~ {leaks[0]['b']}); the test accuracy is optimistic. "
+            f"See: cnnkit leakage {data} --run {run_dir}",
+            file=sys.stderr,
+        )

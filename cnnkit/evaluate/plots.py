@@ -28,8 +28,15 @@ def new_figure(width: float, height: float, dpi: int = 100) -> Any:
 
 
 def save_figure(fig: Any, path: str | Path) -> Path:
+    """Render ``fig`` as PNG (or SVG for a ``.svg`` path) and write it atomically."""
+    import matplotlib
+
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    if Path(path).suffix.lower() == ".svg":  # text stays text (searchable); no date: same file each run
+        with matplotlib.rc_context({"svg.fonttype": "none"}):
+            fig.savefig(buffer, format="svg", metadata={"Date": None})
+    else:
+        fig.savefig(buffer, format="png")
     write_bytes_atomic(Path(path), buffer.getvalue())
     return Path(path)
 

@@ -15,7 +15,14 @@ import torch.nn as nn
 from cnnkit.errors import CnnkitError
 from cnnkit.evaluate.plots import to_display
 from cnnkit.explain.cam import centre_of_mass, class_activation_map, default_layer, peak
-from cnnkit.explain.visualize import feature_maps, save_feature_grid, save_filter_grid, save_overlay
+from cnnkit.explain.visualize import (
+    feature_maps,
+    hypercolumns,
+    save_feature_grid,
+    save_filter_grid,
+    save_hypercolumns,
+    save_overlay,
+)
 
 
 @dataclass
@@ -32,15 +39,13 @@ class Explainable:
 def load_explainable(spec: str | Path, weights: str | Path | None = None, classes: Any = None) -> Explainable:
     """A run directory (best checkpoint, its preprocessing) or a zoo name (shipped or ``weights``)."""
     if Path(spec).is_dir():
-        from cnnkit.data import preprocess_images
-        from cnnkit.evaluate.runs import open_run
+        from cnnkit.runs import Run
 
-        run = open_run(spec)
-
-        def prep(paths: Sequence[str | Path]) -> torch.Tensor:
-            return preprocess_images(list(paths), run.input_size, run.mean, run.std, run.resize)
-
-        return Explainable(run.model, run.classes, prep, run.mean, run.std)
+        run = Run.load(spec)
+        pre = run.preprocess  # exactly the run's evaluation transform (a random-crop run's centre crop)
+        if pre is None:
+            raise CnnkitError(f"{spec} is a text run; explain takes image models.")
+        return Explainable(run.load_model(), list(run.classes), pre, tuple(pre.mean), tuple(pre.std))
     from cnnkit.predict import load_predictor
 
     net, names, preprocessing = load_predictor(str(spec), weights=weights, classes=classes)
@@ -79,9 +84,11 @@ def explain_images(
     out: str | Path = "explain",
     features: Sequence[str] = (),
     filters: bool = False,
+    hypercolumn: bool = False,
 ) -> list[dict[str, Any]]:
     """One overlay PNG per image (``out/<image>_<method>.png``); ``features``: a feature-map grid
-    PNG per named layer and image; ``filters``: the first conv layer's kernels (``filters.png``).
+    PNG per named layer and image; ``filters``: the first conv layer's kernels (``filters.png``);
+    ``hypercolumn``: each image's hypercolumns over the model's stages (``<image>_hypercolumns.png``).
 
     Returns one record per image: ``image``, ``label``, ``class``, ``prob``, ``layer``,
     ``peak`` and ``centre`` ((x, y) fractions of the width/height), ``png``, ``feature_pngs``.
@@ -123,6 +130,10 @@ def explain_images(
                 act, out / f"{stem}_features_{_slug(lname)}.png", f"{lname}: {tuple(act.shape)}"
             )
             record["feature_pngs"].append(str(fpng))
+        if hypercolumn:
+            record["hypercolumns_png"] = str(
+                save_hypercolumns(hypercolumns(ex.model, x), shown, out / f"{stem}_hypercolumns.png", stem)
+            )
         results.append(record)
     if filters:
         save_filter_grid(ex.model, out / "filters.png")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from cnnkit.errors import CnnkitError
 from cnnkit.evaluate.plots import new_figure, save_figure
@@ -121,4 +122,43 @@ def save_filter_grid(model: nn.Module, path: str | Path, limit: int = MAX_CHANNE
     k = tuple(conv.kernel_size)
     fig.suptitle(f"{name}: {conv.out_channels} filters {k[0]}x{k[1]} over {conv.in_channels} channels")
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def hypercolumns(model: nn.Module, x: torch.Tensor, layers: Sequence[str] | None = None) -> torch.Tensor:
+    """Every pixel's hypercolumn (Hariharan et al. 2015, "Hypercolumns for Object Segmentation
+    and Fine-grained Localization"): the activations of ``layers`` (default: the model's
+    stages, ``feature_info``) for the first image of ``x``, each upsampled bilinearly to the
+    input size and stacked -> (sum of channels, H, W)."""
+    if layers is None:
+        layers = [f["module"] for f in getattr(model, "feature_info", [])]
+        if not layers:
+            raise CnnkitError("this model has no stages; pass the layers for its hypercolumns.")
+    h, w = x.shape[-2:]
+    maps = feature_maps(model, x, list(layers)).values()
+    return torch.cat([F.interpolate(m[None], (h, w), mode="bilinear", align_corners=False)[0] for m in maps])
+
+
+def save_hypercolumns(columns: torch.Tensor, image: np.ndarray, path: str | Path, title: str = "") -> Path:
+    """The photo next to its hypercolumns projected on their first three principal
+    components (shown as RGB: pixels the network describes alike get alike colours)."""
+    c, h, w = columns.shape
+    flat = columns.reshape(c, -1).T.double()
+    flat = flat - flat.mean(0)
+    with torch.random.fork_rng():  # pca_lowrank is randomised: the same picture every time
+        torch.manual_seed(0)
+        _, _, v = torch.pca_lowrank(flat, q=min(3, c), center=False)
+    rgb = (flat @ v).reshape(h, w, -1)
+    lo, hi = rgb.amin((0, 1)), rgb.amax((0, 1))
+    rgb = ((rgb - lo) / (hi - lo).clamp_min(1e-12)).numpy()
+    if rgb.shape[-1] < 3:
+        rgb = np.concatenate([rgb, np.zeros((h, w, 3 - rgb.shape[-1]))], -1)
+    fig = new_figure(8, 4.3)
+    for i, (picture, label) in enumerate(((image, "input"), (rgb, f"hypercolumns ({c} channels), PCA")), 1):
+        ax = fig.add_subplot(1, 2, i)
+        ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)

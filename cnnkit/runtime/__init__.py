@@ -145,6 +145,11 @@ class Loaded:
         return self.topk(self.runtime.predict(to_batch(images, self.preprocess)), k)
 
 
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits.astype(np.float64) - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
 def topk_rows(logits: np.ndarray, classes: Sequence[str], k: int = 5) -> list[list[dict[str, Any]]]:
     if logits.ndim != 2 or logits.shape[1] != len(classes):
         raise CnnkitError(
@@ -283,8 +288,14 @@ def predict_paths(
     batch_size: int = 16,
     workers: int | None = None,
     errors: list[tuple[str, str]] | None = None,
+    tta: str = "none",
 ) -> list[dict[str, Any]]:
     """Top-k for image files, ``[{"image": path, "topk": [...]}, ...]`` (``cnnkit predict``'s format).
+
+    ``tta="flip"`` averages the probabilities of each image and its mirror image;
+    ``tta="10crop"`` those of the four corner and centre crops of the image before its
+    centre crop (else of the image resized to ``size / 0.875``) and their mirrors, as
+    ``cnnkit evaluate --tta`` does (which measures what it gains on a split).
 
     ``workers`` threads decode and resize up to two batches ahead of the model (default:
     the CPU count, at most 8). A bad image raises its one-line CnnkitError, or, when
@@ -296,8 +307,13 @@ def predict_paths(
         raise CnnkitError(f"batch size must be at least 1, got {batch_size}.")
     if topk < 1:
         raise CnnkitError(f"topk must be at least 1, got {topk}.")
+    if tta not in ("none", "flip", "10crop"):
+        raise CnnkitError(f"unknown tta {tta!r}; use 'none', 'flip' or '10crop'.")
     workers = workers or min(8, os.cpu_count() or 1)
     pre = loaded.preprocess
+    if tta == "10crop":  # decode at the uncropped size; the crops are cut from the batch below
+        scaled = pre.scaled_size if pre.scaled_size != pre.size else tuple(round(d / 0.875) for d in pre.size)
+        pre = dataclasses.replace(pre, size=scaled, crop_pct=1.0, resize_size=None)
     chunks = list(_batches(list(paths), batch_size))
     results: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -317,6 +333,19 @@ def predict_paths(
                     arrays.append(out)
             pending[n] = []
             if kept:
-                rows = loaded.topk(loaded.runtime.predict(torch.from_numpy(np.stack(arrays))), topk)
+                batch = torch.from_numpy(np.stack(arrays))
+                if tta == "10crop":
+                    from cnnkit.data.preprocess import ten_crop
+
+                    probs = _softmax(
+                        loaded.runtime.predict(ten_crop(batch, loaded.preprocess.size).contiguous())
+                    )
+                    logits = np.log(probs.reshape(len(kept), 10, -1).mean(axis=1))
+                else:
+                    logits = loaded.runtime.predict(batch)
+                if tta == "flip":  # log of the mean probability: topk's softmax gives that mean back
+                    mirrored = loaded.runtime.predict(batch.flip(-1).contiguous())
+                    logits = np.log((_softmax(logits) + _softmax(mirrored)) / 2)
+                rows = loaded.topk(logits, topk)
                 results.extend({"image": str(p), "topk": row} for p, row in zip(kept, rows, strict=True))
     return results
