@@ -146,3 +146,36 @@ def test_an_ensemble_of_two_different_models_beats_their_mean(digits_run, tmp_pa
     assert sum(report["ensembles"]["weighted"]["weights"]) == pytest.approx(1.0)
     with pytest.raises(CnnkitError, match="at least two runs"):
         ensemble_runs([run])
+
+
+@pytest.fixture(scope="module")
+def mnist_folder(tmp_path_factory):
+    """1,000 real MNIST digits as PNG files: train/ (80 per class) and test/ (20 per class)."""
+    from conftest import need
+    from PIL import Image
+
+    from cnnkit.data.sources import load_idx_data
+
+    splits = load_idx_data(need("datasets", "MNIST", "raw"), limit=2_000).splits
+    root = tmp_path_factory.mktemp("mnist-folder")
+    for split, per_class in (("train", 80), ("test", 20)):
+        x, y = splits["train" if split == "train" else "test"]
+        counts = dict.fromkeys(range(10), 0)
+        for image, label in zip(x.numpy()[:, 0], y.tolist(), strict=True):
+            if counts[label] < per_class:
+                (root / split / str(label)).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(image).save(root / split / str(label) / f"{counts[label]}.png")
+                counts[label] += 1
+    return root
+
+
+def test_an_ensemble_of_two_different_models_on_mnist_is_at_least_their_mean(mnist_folder, tmp_path):
+    from cnnkit.evaluate.ensemble import ensemble_runs
+
+    runs = []
+    for model in ("lenet5", "shallow_cnn"):
+        cnnkit.fit(model, str(mnist_folder), epochs=3, batch_size=32, out=str(tmp_path / model), verbose=0)
+        runs.append(tmp_path / model)
+    report = ensemble_runs(runs)
+    assert report["n"] == 200  # the same real MNIST test split for both members
+    assert report["ensembles"]["mean"]["accuracy"] >= report["mean_member_accuracy"]
