@@ -12,8 +12,8 @@ the median over repeats is reported:
   ToTensor-like contiguous CHW -> normalise``, stack, ``model.eval()`` under
   ``torch.no_grad()``, softmax top-5.
 * **cnnkit torch** - :func:`cnnkit.runtime.predict_paths` with a :class:`TorchRuntime`
-  (inference_mode, channels_last when its trial says so, decode/resize in a thread pool
-  ahead of the model).
+  (inference_mode; channels_last and a frozen TorchScript graph, each when its trial says
+  so - the NHWC and frozen columns; decode/resize in a thread pool ahead of the model).
 * **cnnkit onnx** - the same pipeline with the model exported by :mod:`cnnkit.export` and
   run by onnxruntime.
 
@@ -152,6 +152,7 @@ def bench_model(name: str, paths: list[Path], args: argparse.Namespace, workdir:
             "onnx x": med["plain"] / med["cnnkit onnx"],
             "top1 agree torch/onnx": (agree["cnnkit torch"], agree["cnnkit onnx"]),
             "channels_last": torch_loaded.runtime.channels_last,
+            "frozen": torch_loaded.runtime.frozen is not None,
         }
         rows.append(row)
         print(_fmt(row), flush=True)
@@ -163,7 +164,7 @@ def _fmt(row: dict) -> str:
         f"| {row['model']:<18} | {row['batch']:>2} | {row['images']:>3} | {row['plain img/s']:7.1f} | "
         f"{row['cnnkit torch img/s']:7.1f} | {row['cnnkit onnx img/s']:7.1f} | {row['torch x']:5.2f}x | "
         f"{row['onnx x']:5.2f}x | {row['top1 agree torch/onnx'][0]:.2f}/{row['top1 agree torch/onnx'][1]:.2f} | "
-        f"{row['channels_last']!s:<5} |"
+        f"{row['channels_last']!s:<5} | {row['frozen']!s:<6} |"
     )
 
 
@@ -188,8 +189,8 @@ def main() -> None:
             f"median of {args.repeats} repeats, paths interleaved"
         )
         print(
-            "| model              | bs | img | plain/s | torch/s |  onnx/s | torch  | onnx   | top1 same | NHWC  |\n"
-            "|--------------------|----|-----|---------|---------|---------|--------|--------|-----------|-------|"
+            "| model              | bs | img | plain/s | torch/s |  onnx/s | torch  | onnx   | top1 same | NHWC  | frozen |\n"
+            "|--------------------|----|-----|---------|---------|---------|--------|--------|-----------|-------|--------|"
         )
         for name in args.models:
             bench_model(name, paths, args, Path(tmp))

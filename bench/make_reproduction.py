@@ -1,6 +1,7 @@
 """REPRODUCTION.md from run directories: the papers' numbers next to ours, never typed by hand.
 
     python bench/make_reproduction.py run lenet5 --seed 0        # trains -> runs-repro/lenet5-s0/
+    python bench/make_reproduction.py run lenet5 --seed 0 --resume   # continues a stopped one
     python bench/make_reproduction.py                            # writes REPRODUCTION.md + curves
 
 ``run`` trains a shipped recipe (:mod:`cnnkit.recipes`) exactly as written, into
@@ -64,8 +65,10 @@ def hardware() -> dict[str, Any]:
     }
 
 
-def run_recipe(name: str, seed: int, root: Path) -> Path:
-    """Train recipe ``name`` with ``seed`` into ``root/<name>-s<seed>`` and stamp its hardware."""
+def run_recipe(name: str, seed: int, root: Path, resume: bool = False) -> Path:
+    """Train recipe ``name`` with ``seed`` into ``root/<name>-s<seed>`` and stamp its hardware;
+    ``resume`` continues a stopped run there from its last checkpoint (the engine adds the
+    earlier sessions' training time to ``train_seconds``)."""
     import cnnkit
 
     out = root / f"{name}-s{seed}"
@@ -73,7 +76,11 @@ def run_recipe(name: str, seed: int, root: Path) -> Path:
         raise CnnkitError(f"{out} already holds a finished run; delete it or pick another --seed.")
     stamp = hardware()
     start = time.perf_counter()
-    cnnkit.fit(**train_options(load_recipe(name), seed=seed, out=str(out)))
+    if resume:
+        cnnkit.fit(resume=str(out))
+        stamp["resumed"] = True
+    else:
+        cnnkit.fit(**train_options(load_recipe(name), seed=seed, out=str(out)))
     stamp["command_seconds"] = round(time.perf_counter() - start, 1)
     stamp["command"] = recipe_command(name, seed=seed, out=f"runs-repro/{out.name}")
     write_json_atomic(out / HARDWARE_FILE, stamp)
@@ -162,6 +169,53 @@ def minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+AIRBENCH_94_SECONDS = (
+    3.29  # Jordan, "94% on CIFAR-10 in 3.29 seconds on a single GPU" (airbench, 2024), one A100
+)
+
+
+def reached(run: Run, level: float) -> tuple[int, float] | None:
+    """(first epoch whose validation accuracy is >= level, training seconds up to its end)."""
+    elapsed = 0.0
+    for i, row in enumerate(run.metrics, 1):
+        elapsed += float(row.get("time", 0.0))
+        if float(row.get("val_acc", 0.0)) >= level:
+            return int(row.get("epoch", i)), elapsed
+    return None
+
+
+def time_to_accuracy(groups: dict[str, list[Run]]) -> list[str]:
+    """The CIFAR-10 speed section: time to 91% and 94% validation accuracy, per run, and how
+    far that is from airbench's 94% in 3.29 s on one A100."""
+    lines = ["", "## CIFAR-10: time to 91% and to 94%", ""]
+    lines += [
+        "Validation accuracy (the 5,000 held-out training images) after each epoch; the time is "
+        "the sum of the epoch times in metrics.csv (training + validation, no start-up). "
+        f"airbench reaches 94% in {AIRBENCH_94_SECONDS} s on one A100.",
+        "",
+        "| run | 91% | 94% | best validation accuracy |",
+        "|---|---|---|---|",
+    ]
+    rows = 0
+    for name, runs in sorted(groups.items()):
+        if dataset_name(load_recipe(name)) != "CIFAR-10" or load_recipe(name)["config"].get("pretrained"):
+            continue
+        for run in runs:
+            cells = []
+            for level in (0.91, 0.94):
+                hit = reached(run, level)
+                cells.append("not reached" if hit is None else f"epoch {hit[0]}, {minutes(hit[1])}")
+            hit94 = reached(run, 0.94)
+            if hit94 is not None:
+                cells[1] += f" ({hit94[1] / AIRBENCH_94_SECONDS:.0f}x airbench's time)"
+            best = max(float(r.get("val_acc", 0.0)) for r in run.metrics) if run.metrics else 0.0
+            lines.append(f"| `{run.path.name}` | {cells[0]} | {cells[1]} | {best:.2%} |")
+            rows += 1
+    if not rows:
+        lines.append("| (no CIFAR-10 run yet) | — | — | — |")
+    return lines
+
+
 def render(root: Path, out: Path, curves: Path) -> str:
     groups = collect(root)
     header = "| recipe | model | dataset | paper | ours | epochs | train time | hardware | command | curves |"
@@ -206,6 +260,7 @@ def render(root: Path, out: Path, curves: Path) -> str:
         "",
     ]
     lines += [f"- `{name}`: `{recipe_command(name, expand=True)}`" for name in list_recipes()]
+    lines += time_to_accuracy(groups)
     lines += ["", "## Curves", ""]
     lines += [f"### {name}\n\n![{name}]({os.path.relpath(curves / f'{name}.png', out.parent)})\n"
               for name in list_recipes() if name in groups]  # fmt: skip
@@ -220,13 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="train one recipe into runs-repro/<recipe>-s<seed>/")
     r.add_argument("recipe")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--resume", action="store_true", help="continue runs-repro/<recipe>-s<seed> (stopped)")
     p.add_argument("--runs", type=Path, default=RUNS, help="folder of <recipe>-s<seed> runs (runs-repro/)")
     p.add_argument("--out", type=Path, default=OUT, help="markdown file to write (REPRODUCTION.md)")
     p.add_argument("--curves", type=Path, default=CURVES, help="folder for the PNGs (docs/reproduction/)")
     args = p.parse_args(argv)
     try:
         if args.action == "run":
-            print(run_recipe(args.recipe, args.seed, args.runs))
+            print(run_recipe(args.recipe, args.seed, args.runs, args.resume))
             return 0
         render(args.runs.resolve(), args.out.resolve(), args.curves.resolve())
     except CnnkitError as exc:

@@ -10,13 +10,31 @@ stays cheap (no Lightning, no OpenCV) until a name that needs them is touched.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
-from cnnkit.errors import CnnkitError
-from cnnkit.models import create_model, get_weights, list_models, model_info, models_with_weights
-from cnnkit.summary import summary
-from cnnkit.train import fit  # cheap: Lightning is imported only when training starts
+
+def lazy_getattr(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) for ``package``: ``exports`` maps a name to the
+    module that defines it, imported on first access and then cached in the package.
+    Defined before the imports below, so subpackages (``cnnkit.evaluate``) can use it."""
+    namespace = sys.modules[package].__dict__
+
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            namespace[name] = value = getattr(import_module(exports[name]), name)
+            return value
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+from cnnkit.errors import CnnkitError  # noqa: E402
+from cnnkit.models import create_model, get_weights, list_models, model_info, models_with_weights  # noqa: E402
+from cnnkit.summary import summary  # noqa: E402
+from cnnkit.train import fit  # noqa: E402  (cheap: Lightning is imported only when training starts)
 
 __version__ = "0.1.0"
 
@@ -34,13 +52,7 @@ _LAZY = {
     "DogApp": "cnnkit.apps",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'cnnkit' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

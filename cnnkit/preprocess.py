@@ -7,17 +7,14 @@ training's evaluation path (``cnnkit.data``), ``cnnkit predict`` and the server.
 in order: decode (one clear line for a missing, empty, truncated, non-image or oversized
 file), EXIF orientation, mode conversion to 1 or 3 channels, resize (stretch, or shorter
 side + centre crop), centre crop (``crop_pct`` / ``resize_size``: torchvision's "resize 256,
-crop 224"), normalise. No Lightning here: importing this module is cheap.
+crop 224"), normalise. No Lightning here: importing this module is cheap. The decoding
+step lives in :mod:`cnnkit.decode`; its names are re-exported here.
 
 Constants are on the [0, 1] scale, one value per channel.
 """
 
 from __future__ import annotations
 
-import io
-import os
-import re
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -26,8 +23,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
+from cnnkit.decode import (  # re-exported: decoding is the first step of this path
+    DEFAULT_MAX_IMAGE_PIXELS,  # noqa: F401
+    MAX_PIXELS_ENV,  # noqa: F401
+    ORIENTATION_TAG,  # noqa: F401
+    ImageInput,
+    array_to_image,
+    convert_mode,
+    describe_source,
+    is_sideways,
+    max_image_pixels,  # noqa: F401
+    open_image,
+)
 from cnnkit.errors import CnnkitError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -48,13 +57,7 @@ RESAMPLE = {
     "bicubic": Image.BICUBIC,
     "lanczos": Image.LANCZOS,
 }
-# Pillow's own default (1024 * 1024 * 1024 // 4 // 3): a 3-channel image of about 256 MB.
-DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
-MAX_PIXELS_ENV = "CNNKIT_MAX_IMAGE_PIXELS"
 REDUCING_GAP = 3.0  # PIL reduces by an integer factor first when shrinking > 3x (fast, same look)
-ORIENTATION_TAG = 0x0112  # EXIF tag; values 5..8 swap width and height
-
-ImageInput = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
 
 def check_resize_mode(resize: str) -> str:
@@ -97,142 +100,6 @@ def normalization(normalize: Any, channels: int) -> tuple[tuple[float, ...], tup
     if len(mean) != channels or len(std) != channels or min(std) <= 0:
         raise CnnkitError(f"normalize mean/std need {channels} values each and std > 0; got {mean}, {std}.")
     return mean, std
-
-
-def max_image_pixels(limit: int | None = None) -> int:
-    """The decompression-bomb limit: ``limit``, else ``$CNNKIT_MAX_IMAGE_PIXELS``, else Pillow's."""
-    if limit is None:
-        raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
-        if not raw:
-            return DEFAULT_MAX_IMAGE_PIXELS
-        try:
-            limit = int(raw.replace("_", ""))
-        except ValueError:
-            raise CnnkitError(
-                f"{MAX_PIXELS_ENV}={raw!r} is not a whole number of pixels, e.g. 89478485."
-            ) from None
-    if limit < 1:
-        raise CnnkitError(f"the image pixel limit must be at least 1, got {limit}.")
-    return int(limit)
-
-
-def _describe(source: Any, name: str | None) -> str:
-    if name is not None:
-        return name
-    if isinstance(source, (str, Path)):
-        return str(source)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return f"<{len(source)} bytes>"
-    return f"<{type(source).__name__}>"
-
-
-def open_image(source: ImageInput, name: str | None = None, max_pixels: int | None = None) -> Image.Image:
-    """Open an image from a path, bytes or a PIL image, refusing more than ``max_pixels``
-    (checked on the header, before any pixel is decoded). Not decoded yet (so ``draft`` works);
-    every problem is one :class:`CnnkitError` line naming the image (``name`` for bytes)."""
-    label = _describe(source, name)
-    if isinstance(source, Image.Image):
-        image = source
-    else:
-        if isinstance(source, (str, Path)):
-            path = Path(source)
-            if not path.exists():
-                raise CnnkitError(f"image file {label} does not exist. Check the path.")
-            if path.is_dir():
-                raise CnnkitError(
-                    f"{label} is a directory, not an image. Pass image files (e.g. photos/*.jpg)."
-                )
-            if path.stat().st_size == 0:
-                raise CnnkitError(f"image file {label} is empty (0 bytes). Pass a real image file.")
-            fp: Any = path
-        else:
-            if len(source) == 0:
-                raise CnnkitError(f"image {label} is empty (0 bytes). Upload a real image file.")
-            fp = io.BytesIO(bytes(source))
-        limit = max_image_pixels(max_pixels)
-        # Pillow's own check must not fire below our limit; above it we answer, not Pillow.
-        if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limit:
-            Image.MAX_IMAGE_PIXELS = limit
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image = Image.open(fp)
-        except Image.DecompressionBombError as exc:  # over twice Pillow's limit: no size to show
-            pixels = re.search(r"\((\d+) pixels\)", str(exc))
-            raise _too_many_pixels(
-                label, f"{int(pixels.group(1)):,} pixels" if pixels else "", limit
-            ) from None
-        except UnidentifiedImageError:
-            raise CnnkitError(
-                f"cannot read {label} as an image (not a JPEG/PNG/BMP/... file). Pass an image file."
-            ) from None
-        except Exception as exc:  # noqa: BLE001 - a header so broken the parser raises its own error
-            raise CnnkitError(
-                f"cannot decode image {label}: {str(exc) or type(exc).__name__}. The file may be truncated or corrupt."
-            ) from None
-        if image.width * image.height > limit:
-            image.close()
-            raise _too_many_pixels(label, f"{image.width}x{image.height}", limit)
-    return image
-
-
-def _too_many_pixels(label: str, size: str, limit: int) -> CnnkitError:
-    return CnnkitError(
-        f"image {label}{f' ({size})' if size else ''} has more pixels than the limit of {limit:,} "
-        f"(a decompression bomb?). Raise it with --max-image-pixels or {MAX_PIXELS_ENV} if the image is genuine."
-    )
-
-
-def is_sideways(image: Image.Image) -> bool:
-    """Whether the EXIF orientation turns the image by 90 degrees (values 5..8): width and
-    height swap when it is shown. Read from the header only, nothing is decoded."""
-    raw = image.info.get("exif")
-    if not raw:
-        return False
-    exif = Image.Exif()
-    try:
-        exif.load(raw)
-    except Exception:  # noqa: BLE001 - a broken EXIF block is no orientation
-        return False
-    return exif.get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
-
-
-def array_to_image(array: np.ndarray) -> Image.Image:
-    """HW, HWC or CHW (C = 1, 3, 4); uint8, uint16, bool or float in [0, 1] -> a PIL image."""
-    a = np.asarray(array)
-    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
-        a = a.transpose(1, 2, 0)
-    if a.ndim == 3 and a.shape[-1] == 1:
-        a = a[..., 0]
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
-        raise CnnkitError(f"an image array must be HxW, HxWxC or CxHxW with C in 1, 3, 4; got {a.shape}.")
-    if a.dtype == np.uint16:
-        a = (a.astype(np.float32) / 257.0).round().astype(np.uint8)
-    elif a.dtype == bool:
-        a = a.astype(np.uint8) * 255
-    elif a.dtype != np.uint8:
-        a = (np.clip(a.astype(np.float32), 0, 1) * 255).round().astype(np.uint8)
-    return Image.fromarray(np.ascontiguousarray(a))
-
-
-def convert_mode(image: Image.Image, channels: int) -> Image.Image:
-    """To ``"L"`` (1 channel) or ``"RGB"`` (3): palettes through RGBA (transparency kept
-    right), alpha dropped, CMYK/YCbCr converted, 16/32-bit integer and float images scaled
-    to 8 bits (``convert`` alone would clip 16-bit pixels to white)."""
-    mode = "L" if channels == 1 else "RGB"
-    if image.mode == mode:
-        return image
-    if image.mode.startswith("I") or image.mode == "F":
-        a = np.asarray(image).astype(np.float64)
-        if image.mode == "F" and a.size and a.max() <= 1.0:
-            a = a * 255.0
-        elif image.mode.startswith("I;16") or (a.size and a.max() > 255):
-            a = a / 257.0
-        image = Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8))
-        return image if mode == "L" else image.convert(mode)
-    if image.mode in ("P", "PA"):
-        image = image.convert("RGBA")
-    return image.convert(mode)
 
 
 def resize_image(
@@ -326,7 +193,7 @@ def load_pixels(
     JPEGs much larger than ``size`` are decoded at a reduced DCT scale (PIL ``draft``),
     several times faster than a full decode followed by shrinking.
     """
-    label = _describe(source, name)
+    label = describe_source(source, name)
     image = array_to_image(source) if isinstance(source, np.ndarray) else open_image(source, name, max_pixels)
     try:
         if size is not None and image.format == "JPEG":

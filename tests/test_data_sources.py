@@ -35,6 +35,25 @@ def test_mnist_datamodule_from_dataset_folder_computes_stats(mnist_raw: Path) ->
     assert x.dtype == torch.float32 and y.dtype == torch.int64 and x.shape == (64, 1, 28, 28)
 
 
+def test_dataset_names_resolve_to_the_shared_folders(
+    mnist_raw: Path, fashion_raw: Path, cifar10_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--data MNIST`` as the issue types it: names map to ../shared/datasets."""
+    from cnnkit.data.sources import detect_format, resolve_dataset
+
+    assert Path(resolve_dataset("MNIST")).samefile(mnist_raw)
+    assert Path(resolve_dataset("fashion-mnist")).samefile(fashion_raw)
+    assert Path(resolve_dataset("CIFAR10")).samefile(cifar10_dir)
+    assert [detect_format(n) for n in ("mnist", "FashionMNIST", "cifar-10")] == ["idx", "idx", "cifar"]
+    assert build_datamodule("MNIST", batch_size=64).format == "idx"
+    (tmp_path / "MNIST").mkdir()  # a folder of that name here wins over the shared dataset
+    monkeypatch.chdir(tmp_path)
+    assert resolve_dataset("MNIST") == "MNIST"
+    monkeypatch.setenv("CNNKIT_SHARED", str(tmp_path / "nowhere"))
+    with pytest.raises(CnnkitError, match="CNNKIT_SHARED"):
+        resolve_dataset("cifar10")
+
+
 def test_fashion_mnist_class_names(fashion_raw: Path) -> None:
     data = load_idx_data(fashion_raw.parent, limit=20)
     assert data.classes == FASHION_MNIST_CLASSES

@@ -71,6 +71,23 @@ def test_channels_last_changes_speed_not_answers():
     model(x[:1].requires_grad_()).sum().backward()
 
 
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_lite0"])
+def test_frozen_graph_answers_like_eager(photos, name):
+    """The traced + frozen + optimised graph (BN folded, TF 'same' padding traced at the
+    preprocessing's size) gives the eager logits at batch 1, where it was traced, and at 3."""
+    from cnnkit.models.registry import create_model
+    from cnnkit.preprocess import Preprocess
+
+    model = create_model(name, pretrained=name == "efficientnet_lite0").eval()
+    x = Preprocess(size=(224, 224))(photos[:3]).numpy()
+    eager = TorchRuntime(model, channels_last=False, optimize=False)
+    frozen = TorchRuntime(model, channels_last=False, optimize="always")
+    for batch in (x[:1], x):
+        np.testing.assert_allclose(frozen.predict(batch), eager.predict(batch), rtol=1e-3, atol=1e-3)
+    assert frozen.frozen is not None and eager.frozen is None
+    model(torch.as_tensor(x[:1]).requires_grad_()).sum().backward()  # the eager model still trains
+
+
 def test_topk_rows_and_errors():
     rows = topk_rows(np.array([[0.0, 2.0, 1.0]]), ["a", "b", "c"], k=5)
     assert [t["label"] for t in rows[0]] == ["b", "c", "a"]

@@ -4,6 +4,7 @@ the network's weight, and early stopping ends a run that stops improving."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -188,3 +189,40 @@ def test_option_parsers() -> None:
     assert math.isclose(parse_max_time("1.5h").total_seconds(), 5400)
     with pytest.raises(CnnkitError, match="image size"):
         parse_image_size("0x5")
+
+
+def test_channels_last_rule_on_cpu(tmp_path: Path) -> None:
+    """The CPU memory-layout rule (backed by bench/bench_channels_last.py): NHWC for depthwise
+    nets and CIFAR-sized inputs, NCHW for LeNet-sized nets and wide ImageNet nets at 64 px;
+    the model is untouched; the decision is recorded and a resume keeps it."""
+    from cnnkit.models import create_model
+    from cnnkit.runs import Run
+    from cnnkit.train.engine import cpu_channels_last
+
+    cases = {
+        ("cifar_resnet20", (3, 32, 32)): True,
+        ("nin", (3, 32, 32)): True,
+        ("mobilenet_v2", (3, 64, 64)): True,
+        ("lenet5", (1, 28, 28)): False,
+        ("resnet18", (3, 64, 64)): False,
+    }
+    for (name, size), want in cases.items():
+        model = create_model(name, input_size=size)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        assert cpu_channels_last(model, size) is want, name
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert cpu_channels_last(create_model("text_cnn")) is False  # nothing to decide for text
+
+    out = tmp_path / "run"
+    cnnkit.fit("lenet5", "digits", epochs=1, image_size=(28, 28), out=str(out), verbose=0, schedule="none")
+    config = json.loads((out / "config.json").read_text())
+    assert isinstance(config["resolved"]["channels_last"], bool)
+    config["resolved"]["channels_last"] = flipped = not config["resolved"]["channels_last"]
+    (out / "config.json").write_text(json.dumps(config))
+    cnnkit.fit(resume=str(out), epochs=2, verbose=0)
+    assert Run.load(out).config["resolved"]["channels_last"] is flipped  # resumed with its own layout
+    pinned = tmp_path / "pinned"
+    cnnkit.fit(
+        "lenet5", "digits", epochs=1, image_size=(28, 28), out=str(pinned), verbose=0, channels_last=True
+    )
+    assert Run.load(pinned).config["resolved"]["channels_last"] is True

@@ -47,7 +47,53 @@ class FlattenWH(nn.Module):
         return x.transpose(3, 2).reshape(x.shape[0], -1)
 
 
-class PNet(nn.Module):
+class CascadeNet(nn.Module):
+    """One stage of the cascade: a PReLU trunk (``features``) and its output layers, named
+    as in the authors' Caffe models so their converted state_dicts load as they are.
+
+    ``convs``: per 'valid' convolution ``conv{i}`` -> ``prelu{i}``, its (output channels,
+    kernel, max-pool kernel or 0); pools have stride 2 and round up (Caffe). ``dense``:
+    the (in, out) features of the fully connected layer that R-Net and O-Net end their
+    trunk with (Caffe calls it a conv too), after :class:`FlattenWH`. ``outputs``: the
+    widths of the output layers, face / not face first (returned as probabilities).
+    """
+
+    def __init__(
+        self,
+        convs: tuple[tuple[int, int, int], ...],
+        dense: tuple[int, int] | None = None,
+        drop: float = 0.0,
+        outputs: tuple[int, ...] = (2, 4),
+    ) -> None:
+        super().__init__()
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        chans = 3
+        for i, (out, kernel, pool) in enumerate(convs, 1):
+            layers[f"conv{i}"] = nn.Conv2d(chans, out, kernel)
+            layers[f"prelu{i}"] = nn.PReLU(out)
+            if pool:
+                layers[f"pool{i}"] = nn.MaxPool2d(pool, 2, ceil_mode=True)
+            chans = out
+        n = len(convs) + 1
+        if dense is not None:
+            layers["flatten"] = FlattenWH()
+            layers[f"conv{n}"] = nn.Linear(*dense)
+            if drop:
+                layers[f"drop{n}"] = nn.Dropout(drop)
+            layers[f"prelu{n}"] = nn.PReLU(dense[1])
+            chans, n = dense[1], n + 1
+        self.features = nn.Sequential(layers)
+        self.heads = [f"conv{n}_{j}" for j in range(1, len(outputs) + 1)]
+        for name, width in zip(self.heads, outputs, strict=True):
+            self.add_module(name, nn.Linear(chans, width) if dense else nn.Conv2d(chans, width, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = self.features(x)
+        face, *rest = (getattr(self, name)(x) for name in self.heads)
+        return (face.softmax(dim=1), *rest)
+
+
+class PNet(CascadeNet):
     """Proposal network (paper Fig. 2, P-Net): 12x12x3 -> face prob (2), box offsets (4).
 
     Fully convolutional: on an (H, W) image it returns maps of size
@@ -55,85 +101,23 @@ class PNet(nn.Module):
     """
 
     def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            OrderedDict(
-                conv1=nn.Conv2d(3, 10, 3),
-                prelu1=nn.PReLU(10),
-                pool1=nn.MaxPool2d(2, 2, ceil_mode=True),
-                conv2=nn.Conv2d(10, 16, 3),
-                prelu2=nn.PReLU(16),
-                conv3=nn.Conv2d(16, 32, 3),
-                prelu3=nn.PReLU(32),
-            )
-        )
-        self.conv4_1 = nn.Conv2d(32, 2, 1)  # face / not face
-        self.conv4_2 = nn.Conv2d(32, 4, 1)  # box regression
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.features(x)
-        return self.conv4_1(x).softmax(dim=1), self.conv4_2(x)
+        super().__init__(convs=((10, 3, 2), (16, 3, 0), (32, 3, 0)))
 
 
-class RNet(nn.Module):
+class RNet(CascadeNet):
     """Refine network (paper Fig. 2, R-Net): 24x24x3 crop -> face prob (2), box offsets (4)."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            OrderedDict(
-                conv1=nn.Conv2d(3, 28, 3),
-                prelu1=nn.PReLU(28),
-                pool1=nn.MaxPool2d(3, 2, ceil_mode=True),
-                conv2=nn.Conv2d(28, 48, 3),
-                prelu2=nn.PReLU(48),
-                pool2=nn.MaxPool2d(3, 2, ceil_mode=True),
-                conv3=nn.Conv2d(48, 64, 2),
-                prelu3=nn.PReLU(64),
-                flatten=FlattenWH(),
-                conv4=nn.Linear(576, 128),  # "conv4" in Caffe: a 3x3x64 -> 128 fully connected layer
-                prelu4=nn.PReLU(128),
-            )
-        )
-        self.conv5_1 = nn.Linear(128, 2)
-        self.conv5_2 = nn.Linear(128, 4)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.features(x)
-        return self.conv5_1(x).softmax(dim=1), self.conv5_2(x)
+        super().__init__(convs=((28, 3, 3), (48, 3, 3), (64, 2, 0)), dense=(576, 128))
 
 
-class ONet(nn.Module):
-    """Output network (paper Fig. 2, O-Net): 48x48x3 crop -> prob (2), box (4), 5 landmarks (10)."""
+class ONet(CascadeNet):
+    """Output network (paper Fig. 2, O-Net): 48x48x3 crop -> prob (2), box (4), 5 landmarks
+    (10: x1..x5, y1..y5, relative to the box)."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            OrderedDict(
-                conv1=nn.Conv2d(3, 32, 3),
-                prelu1=nn.PReLU(32),
-                pool1=nn.MaxPool2d(3, 2, ceil_mode=True),
-                conv2=nn.Conv2d(32, 64, 3),
-                prelu2=nn.PReLU(64),
-                pool2=nn.MaxPool2d(3, 2, ceil_mode=True),
-                conv3=nn.Conv2d(64, 64, 3),
-                prelu3=nn.PReLU(64),
-                pool3=nn.MaxPool2d(2, 2, ceil_mode=True),
-                conv4=nn.Conv2d(64, 128, 2),
-                prelu4=nn.PReLU(128),
-                flatten=FlattenWH(),
-                conv5=nn.Linear(1152, 256),
-                drop5=nn.Dropout(0.25),
-                prelu5=nn.PReLU(256),
-            )
-        )
-        self.conv6_1 = nn.Linear(256, 2)
-        self.conv6_2 = nn.Linear(256, 4)
-        self.conv6_3 = nn.Linear(256, 10)  # x1..x5, y1..y5, relative to the box
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.features(x)
-        return self.conv6_1(x).softmax(dim=1), self.conv6_2(x), self.conv6_3(x)
+        convs = ((32, 3, 3), (64, 3, 3), (64, 3, 2), (128, 2, 0))
+        super().__init__(convs, dense=(1152, 256), drop=0.25, outputs=(2, 4, 10))
 
 
 def weights_dir() -> Path:

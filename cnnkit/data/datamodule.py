@@ -33,6 +33,7 @@ from cnnkit.data.sources import (
     load_cifar_data,
     load_digits_data,
     load_idx_data,
+    resolve_dataset,
 )
 from cnnkit.data.splits import load_split, stratified_split
 from cnnkit.errors import CnnkitError
@@ -75,7 +76,7 @@ class CnnkitDataModule(L.LightningDataModule):
             raise CnnkitError(f"batch_size={batch_size} must be at least 1.")
         if in_chans not in (None, 1, 3):
             raise CnnkitError(f"in_chans={in_chans} is not supported. Use 1 (grayscale) or 3 (RGB).")
-        self.data, self.batch_size, self.seed = data, batch_size, seed
+        self.data, self.batch_size, self.seed = resolve_dataset(data), batch_size, seed
         self.image_size = (
             (image_size, image_size)
             if isinstance(image_size, int)
@@ -108,16 +109,24 @@ class CnnkitDataModule(L.LightningDataModule):
             self._setup_folder()
         else:
             self._setup_memory()
-        self.augment: AugmentConfig | None = resolve_augment(self.augment_spec, self.channels)
+        fixed = normalization(self.normalize, self.channels)
+        self._mean, self._std = fixed if fixed is not None else self._train_stats()
+        self.use_augment(self.augment_spec, _loaded=True)
+        self._ready = True
+
+    def use_augment(self, spec: Any, _loaded: bool = False) -> None:
+        """Set the augmentation (an ``--augment`` value); after setup this swaps the batch
+        pipeline without reloading the images or recomputing their statistics."""
+        self.augment_spec = spec
+        if not (_loaded or self._ready):
+            return
+        self.augment: AugmentConfig | None = resolve_augment(spec, self.channels)
         crop = self.augment.random_crop if self.augment is not None else None
         if crop is not None and (crop[0] > self.out_size[0] or crop[1] > self.out_size[1]):
             raise CnnkitError(f"random_crop {crop} is larger than the {self.out_size} images. Lower it.")
         self._input_size = (self.channels, *(crop or self.out_size))
-        fixed = normalization(self.normalize, self.channels)
-        self._mean, self._std = fixed if fixed is not None else self._train_stats()
         self.pipeline = BatchPipeline(self._resize_to, self.resize, self.augment, self._mean, self._std)
         self._write_run_files()
-        self._ready = True
 
     def _setup_memory(self) -> None:
         if self.format == "digits":

@@ -40,16 +40,45 @@ class MemoryData:
     splits: dict[str, tuple[torch.Tensor, torch.Tensor]]  # "train" always; "val"/"test" if given
 
 
+# Names a user may type for the datasets in ../shared/datasets (torchvision's spelling too).
+DATASET_NAMES = {
+    "mnist": ("datasets", "MNIST", "raw"),
+    "fashionmnist": ("datasets", "FashionMNIST", "raw"),
+    "fashion-mnist": ("datasets", "FashionMNIST", "raw"),
+    "fashion_mnist": ("datasets", "FashionMNIST", "raw"),
+    "cifar10": ("datasets", "cifar-10-batches-py"),
+    "cifar-10": ("datasets", "cifar-10-batches-py"),
+}
+
+
+def resolve_dataset(data: Any) -> Any:
+    """``MNIST``, ``FashionMNIST`` or ``CIFAR10`` (any case) -> that dataset's folder in
+    ../shared/datasets (:func:`cnnkit.shared.shared_path`), when no file of that name exists
+    here; anything else unchanged. ``cnnkit train --data MNIST`` works as typed."""
+    if not isinstance(data, str) or data.lower() not in DATASET_NAMES or Path(data).exists():
+        return data
+    from cnnkit.shared import shared_path
+
+    path = shared_path(*DATASET_NAMES[data.lower()])
+    if not path.exists():
+        raise CnnkitError(
+            f"dataset {data} is not at {path}. Set CNNKIT_SHARED to the folder holding datasets/, "
+            "or pass the dataset's folder with --data."
+        )
+    return str(path)
+
+
 def detect_format(data: Any) -> str:
     """'digits' | 'arrays' | 'idx' | 'cifar' | 'folder', from the value and the path's contents."""
     if isinstance(data, (tuple, list)):
         return "arrays"
     if isinstance(data, str) and data.lower() == "digits" and not Path(data).exists():
         return "digits"
-    path = Path(data).expanduser()
+    path = Path(resolve_dataset(data)).expanduser()
     if not path.exists():
         raise CnnkitError(
-            f"data path {path} does not exist. Pass an image folder, an MNIST/CIFAR folder or 'digits'."
+            f"data path {path} does not exist. Pass an image folder, an MNIST/CIFAR folder, 'digits' or "
+            "a dataset name (MNIST, FashionMNIST, CIFAR10)."
         )
     if path.is_file():
         if "idx" in path.name and "ubyte" in path.name:

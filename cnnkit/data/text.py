@@ -51,7 +51,30 @@ def read_tsv(path: str | Path) -> tuple[list[str], list[str]]:
     return labels, texts
 
 
-class TextDataModule(L.LightningDataModule):
+class MemorySplitLoaders:
+    """Train and validation loaders over in-memory ``(x, y)`` tensors (``self.splits``), in
+    seeded batches of ``self.batch_size``: the base of :class:`TextDataModule` and of the
+    cached-features datamodule (``cnnkit.train.cached``, which has no test split)."""
+
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    batch_size: int
+    seed: int
+    _samplers: dict[str, SeededBatchSampler]
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        if split not in self.splits:
+            raise CnnkitError(f"this dataset has no {split} split. Set {split}_fraction > 0.")
+        x, y = self.splits[split]
+        return memory_split_loader(self._samplers, split, x, y, self.batch_size, self.seed, train)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False)
+
+
+class TextDataModule(MemorySplitLoaders, L.LightningDataModule):
     """Splits, vocabulary and loaders of a text TSV; the attributes the engine reads from an
     image datamodule (``classes``, ``num_classes``, ``input_size`` = (seq_len,), ``has_test``,
     ``split_sizes()``, ``describe()``)."""
@@ -118,18 +141,6 @@ class TextDataModule(L.LightningDataModule):
     def describe(self) -> dict[str, Any]:
         return {"source": self.data, "format": "text", "splits": self.split_sizes(), "seq_len": self.seq_len,
                 "vocab_size": len(self.vocab), "classes": self.classes}  # fmt: skip
-
-    def _loader(self, split: str, train: bool) -> DataLoader:
-        if split not in self.splits:
-            raise CnnkitError(f"this dataset has no {split} split. Set {split}_fraction > 0.")
-        x, y = self.splits[split]
-        return memory_split_loader(self._samplers, split, x, y, self.batch_size, self.seed, train)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", False)

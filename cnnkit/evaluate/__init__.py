@@ -10,8 +10,7 @@
     >>> m["accuracy"], m["macro"]["f1"], m["ece"], m["files"]["confusion_png"]  # doctest: +SKIP
 """
 
-from importlib import import_module
-from typing import Any
+from cnnkit import lazy_getattr
 
 # Exported lazily (PEP 562): ``cnnkit --help`` imports the CLI modules, which must stay cheap.
 _EXPORTS = {
@@ -31,10 +30,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(f"cnnkit.evaluate.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'cnnkit.evaluate' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, {name: f"cnnkit.evaluate.{module}" for name, module in _EXPORTS.items()})
 
 
 __all__ = [

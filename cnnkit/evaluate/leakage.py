@@ -40,13 +40,11 @@ from cnnkit.evaluate.leakage_io import MIN_SIDE, THUMB, SplitImages, load_source
 THRESHOLD = 10  # bits of 64
 MIN_SIMILARITY = 0.5
 MAX_MATCHES = 5  # an image "near" more images than this is a look-alike (a handwritten 1), not a copy
-# (scale, top, left) of the crop variants, as fractions of the thumbnail side.
+# (scale, top, left) of the crop variants, as fractions of the thumbnail side: the centred
+# 90% crop, the four 90% corner crops and the centred 80% crop.
 CROPS = [
     (0.9, 0.05, 0.05),
-    (0.9, 0.0, 0.0),
-    (0.9, 0.0, 0.1),
-    (0.9, 0.1, 0.0),
-    (0.9, 0.1, 0.1),
+    *((0.9, top, left) for top in (0.0, 0.1) for left in (0.0, 0.1)),
     (0.8, 0.1, 0.1),
 ]
 _SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "all": 3}
@@ -202,11 +200,11 @@ def find_leaks(
     MNIST every upright "1" is "near" hundreds of others): its near pairs are dropped.
     ``near=False`` looks for exact copies only.
     """
-    splits = splits if splits is not None else load_source(source, run=run)
-    hashed = {name: hashes(s, crops) for name, s in splits.items()}
+    splits = splits if splits is not None else load_source(source, run=run, thumbs=near)
+    hashed = {name: hashes(s, crops) for name, s in splits.items()} if near else {}
     found: dict[tuple[str, int, str, int], dict[str, Any]] = {}
     for name_a, name_b in _split_pairs(list(splits)):
-        sa, sb, ha, hb = splits[name_a], splits[name_b], hashed[name_a], hashed[name_b]
+        sa, sb, ha, hb = splits[name_a], splits[name_b], hashed.get(name_a), hashed.get(name_b)
         same = name_a == name_b
         # 1. exact: equal pixel digests
         index_b: dict[int, list[int]] = {}
@@ -219,10 +217,10 @@ def find_leaks(
                         sa, sb, name_a, name_b, i, j, "exact", 0, 1.0, False
                     )
         # 2. near: full vs full, then crops of one vs the whole of the other, both ways
-        searches = [(ha["full"], hb["full"], None, None, same)]
-        if not near or min(sa.min_side, sb.min_side) < MIN_SIDE:
-            searches = []  # 8x8 digits: every near match would be a look-alike
-        elif crops:
+        searches = []  # exact copies only, or 8x8 digits: every near match would be a look-alike
+        if ha is not None and hb is not None and min(sa.min_side, sb.min_side) >= MIN_SIDE:
+            searches.append((ha["full"], hb["full"], None, None, same))
+        if searches and crops:
             for c in range(len(CROPS)):
                 searches.append((ha["crops"][:, c], hb["full"], c, None, False))
                 searches.append((ha["full"], hb["crops"][:, c], None, c, False))

@@ -55,8 +55,9 @@ def _digest(data: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
-def array_split(name: str, x: Any, index: np.ndarray | None = None) -> SplitImages:
-    """A uint8 (N, C, H, W) / (N, H, W) / (N, H, W, C) array (optionally a subset ``index``)."""
+def array_split(name: str, x: Any, index: np.ndarray | None = None, thumbs: bool = True) -> SplitImages:
+    """A uint8 (N, C, H, W) / (N, H, W) / (N, H, W, C) array (optionally a subset ``index``);
+    ``thumbs=False`` skips the 32x32 thumbnails (an exact-copies-only search needs digests)."""
     t = torch.as_tensor(np.asarray(x))
     if t.dim() == 3:
         t = t[:, None]
@@ -71,12 +72,12 @@ def array_split(name: str, x: Any, index: np.ndarray | None = None) -> SplitImag
         t = t[torch.as_tensor(index, dtype=torch.long)]
     h, w = t.shape[-2:]
     ry, rx = _resize(h), _resize(w)
-    thumbs = []
-    for start in range(0, len(t), 4096):
+    small_images = []
+    for start in range(0, len(t) if thumbs else 0, 4096):
         part = t[start : start + 4096].float()
         gray = (part * LUMA).sum(1) if part.shape[1] == 3 else part[:, 0]
         small = gray if (h, w) == (THUMB, THUMB) else ry @ gray @ rx.T
-        thumbs.append(small.round_().clamp_(0, 255).to(torch.uint8).numpy())
+        small_images.append(small.round_().clamp_(0, 255).to(torch.uint8).numpy())
     arr = t.numpy()
     digests = np.array([_digest(arr[i].tobytes()) for i in range(len(arr))], dtype=np.uint64)
     ids = [f"{name}:{int(i)}" for i in (index if index is not None else range(len(arr)))]
@@ -86,7 +87,9 @@ def array_split(name: str, x: Any, index: np.ndarray | None = None) -> SplitImag
         return np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
 
     empty = np.zeros((0, THUMB, THUMB), np.uint8)
-    return SplitImages(ids, np.concatenate(thumbs) if thumbs else empty, digests, load, int(min(h, w)))
+    return SplitImages(
+        ids, np.concatenate(small_images) if small_images else empty, digests, load, int(min(h, w))
+    )
 
 
 def _open_rgb(path: Path) -> Image.Image:
@@ -117,13 +120,21 @@ def file_split(paths: list[Path], workers: int | None = None) -> SplitImages:
 
 
 def load_source(
-    source: Any, run: str | Path | None = None, workers: int | None = None
+    source: Any, run: str | Path | None = None, workers: int | None = None, thumbs: bool = True
 ) -> dict[str, SplitImages]:
-    """``{split: SplitImages}`` for a data source (see the module docstring)."""
+    """``{split: SplitImages}`` for a data source (see the module docstring); ``thumbs=False``:
+    in-memory sources get digests only (what an exact-copies search uses)."""
     if isinstance(source, dict):
-        return {str(k): array_split(str(k), v) for k, v in source.items()}
-    from cnnkit.data.sources import detect_format, load_cifar_data, load_digits_data, load_idx_data
+        return {str(k): array_split(str(k), v, thumbs=thumbs) for k, v in source.items()}
+    from cnnkit.data.sources import (
+        detect_format,
+        load_cifar_data,
+        load_digits_data,
+        load_idx_data,
+        resolve_dataset,
+    )
 
+    source = resolve_dataset(source)
     fmt = detect_format(source)
     saved = _saved_splits(run)
     if fmt == "folder":
@@ -136,12 +147,12 @@ def load_source(
     out: dict[str, SplitImages] = {}
     if saved and saved.get("splits"):  # val/test carved from the train pool by cnnkit train
         for name, index in saved["splits"].items():
-            out[name] = array_split(name, splits["train"], np.asarray(index, dtype=np.int64))
+            out[name] = array_split(name, splits["train"], np.asarray(index, dtype=np.int64), thumbs)
         for name, x in splits.items():
             if name != "train" and name not in out:
-                out[name] = array_split(name, x)
+                out[name] = array_split(name, x, thumbs=thumbs)
         return out
-    return {name: array_split(name, x) for name, x in splits.items()}
+    return {name: array_split(name, x, thumbs=thumbs) for name, x in splits.items()}
 
 
 def _saved_splits(run: str | Path | None) -> dict[str, Any] | None:

@@ -139,13 +139,10 @@ def check_classes(run_classes: list[str], data_classes: list[str], data: Any) ->
     missing = [c for c in run_classes if c not in data_classes]
     extra = [c for c in data_classes if c not in run_classes]
     if missing or extra:
-        parts = []
-        if extra:
-            parts.append(f"not in the run: {', '.join(extra[:10])}")
-        if missing:
-            parts.append(f"missing from the data: {', '.join(missing[:10])}")
+        lists = {"not in the run": extra, "missing from the data": missing}
+        parts = "; ".join(f"{label}: {', '.join(names[:10])}" for label, names in lists.items() if names)
         raise CnnkitError(
-            f"the classes of {data} do not match the run's ({'; '.join(parts)}); "
+            f"the classes of {data} do not match the run's ({parts}); "
             "evaluate on data with the same class folders."
         )
 

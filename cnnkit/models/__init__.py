@@ -23,6 +23,7 @@ FAMILIES = (
     "highway",
     "prelu_net",
     "teaching",
+    "small_cnn",
     "resnet",
     "cifar_resnet",
     "inception_v1",

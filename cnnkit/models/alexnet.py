@@ -17,18 +17,30 @@ Two forms:
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
-from cnnkit.errors import CnnkitError
 from cnnkit.models.layers import ClassifierNet, LocalResponseNorm, make_act
+from cnnkit.models.layers.classifier import FC6_FC7, SizedNet, check_min_size, dense_head
 from cnnkit.models.registry import register_model
 
+_PAPER = "Krizhevsky et al., ImageNet Classification with Deep Convolutional Neural Networks"
+_KRIZHEVSKY = dict(paper=_PAPER, year=2012)
 
+
+@register_model(
+    name="alexnet",
+    input_size=(3, 224, 224),
+    ref_params=61_100_840,
+    ref_macs=0.714e9,
+    ref_source="torchvision models/alexnet.py weight meta (61,100,840 params, 0.714 GFLOPS = MACs)",
+    **_KRIZHEVSKY,
+)
 class AlexNet(ClassifierNet):
-    """torchvision's AlexNet: any input of at least 63x63 (the adaptive pool fixes 6x6)."""
+    """torchvision's single-tower AlexNet (no LRN, adaptive 6x6 pooling): any input of at
+    least 63x63."""
 
     classifier_path = "classifier.6"
+    head_path = ("avgpool", "flatten", *FC6_FC7)
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, act: str = "relu", drop_rate: float = 0.5):
         super().__init__()
@@ -51,26 +63,20 @@ class AlexNet(ClassifierNet):
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.flatten = nn.Flatten()
-        self.classifier = nn.Sequential(
-            nn.Dropout(drop_rate),
-            nn.Linear(256 * 6 * 6, 4096),
-            make_act(act, 4096),
-            nn.Dropout(drop_rate),
-            nn.Linear(4096, 4096),
-            make_act(act, 4096),
-            nn.Linear(4096, num_classes),
-        )
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.flatten(self.avgpool(x))
-        x = self.classifier[:6](x)
-        return x if pre_logits else self.classifier[6](x)
+        self.classifier = dense_head(256 * 6 * 6, num_classes, act, drop_rate, drop_first=True)
 
 
-class AlexNetPaper(ClassifierNet):
+@register_model(
+    name="alexnet_paper",
+    input_size=(3, 227, 227),
+    ref_params=62_378_344,
+    ref_source="the paper says '60 million'; exact per-layer sum (k*k*c_in/groups + 1)*c_out: conv 34,944 + "
+    "614,656 + 885,120 + 1,327,488 + 884,992, fc 37,752,832 + 16,781,312 + 4,097,000 = 62,378,344 "
+    "(the single-tower AlexNet count in HewlettPackard dlcookbook-dlbs model tables); two_tower=True gives "
+    "60,965,224, the count of the BVLC Caffe AlexNet (group: 2)",
+    **_KRIZHEVSKY,
+)
+class AlexNetPaper(SizedNet):
     """AlexNet as in the paper (section 3 and Figure 2), with an optional two-tower split.
 
     Layer order per the paper: conv -> ReLU -> LRN -> max-pool for conv1 and conv2 ("response
@@ -81,22 +87,13 @@ class AlexNetPaper(ClassifierNet):
     """
 
     classifier_path = "classifier.6"
+    head_path = ("flatten", *FC6_FC7)
 
-    def __init__(
-        self,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        input_size: tuple[int, int] = (227, 227),
-        two_tower: bool = False,
-        act: str = "relu",
-        drop_rate: float = 0.5,
-    ):
-        super().__init__()
-        self.num_classes = num_classes
+    def build(self, two_tower: bool = False, act: str = "relu", drop_rate: float = 0.5) -> None:
         self.num_features = 4096
         groups = 2 if two_tower else 1
         self.features = nn.Sequential(
-            nn.Conv2d(in_chans, 96, kernel_size=11, stride=4),  # 0: conv1
+            nn.Conv2d(self.in_chans, 96, kernel_size=11, stride=4),  # 0: conv1
             make_act(act, 96),
             LocalResponseNorm(),
             nn.MaxPool2d(kernel_size=3, stride=2),
@@ -112,22 +109,11 @@ class AlexNetPaper(ClassifierNet):
             make_act(act, 256),
             nn.MaxPool2d(kernel_size=3, stride=2),
         )
-        h, w = (_paper_trunk_size(s) for s in input_size)
-        if min(h, w) < 1:
-            raise CnnkitError(
-                f"alexnet_paper needs at least 67x67 input, got {input_size[0]}x{input_size[1]}; "
-                "use 227x227 as in the paper."
-            )
+        check_min_size("alexnet_paper", self.input_size, 67, "; use 227x227 as in the paper")
+        h, w = (_paper_trunk_size(s) for s in self.input_size)
         self.flatten = nn.Flatten()
-        self.classifier = nn.Sequential(
-            nn.Dropout(drop_rate),
-            nn.Linear(256 * h * w, 4096),  # fc6
-            make_act(act, 4096),
-            nn.Dropout(drop_rate),
-            nn.Linear(4096, 4096),  # fc7
-            make_act(act, 4096),
-            nn.Linear(4096, num_classes),  # fc8
-        )
+        # fc6-fc8
+        self.classifier = dense_head(256 * h * w, self.num_classes, act, drop_rate, drop_first=True)
         ones = {
             self.features[4],
             self.features[10],
@@ -140,13 +126,6 @@ class AlexNetPaper(ClassifierNet):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.constant_(m.bias, 1.0 if m in ones else 0.0)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.classifier[:6](self.flatten(x))
-        return x if pre_logits else self.classifier[6](x)
-
 
 def _paper_trunk_size(size: int) -> int:
     """Side of the last feature map: conv1 11/4 valid, then three 3x3/2 pools (227 -> 6)."""
@@ -154,39 +133,3 @@ def _paper_trunk_size(size: int) -> int:
     for _ in range(3):
         side = (side - 3) // 2 + 1
     return side
-
-
-@register_model(
-    family="alexnet",
-    input_size=(3, 224, 224),
-    paper="Krizhevsky et al., ImageNet Classification with Deep Convolutional Neural Networks",
-    year=2012,
-    ref_params=61_100_840,
-    ref_macs=0.714e9,
-    ref_source="torchvision models/alexnet.py weight meta (61,100,840 params, 0.714 GFLOPS = MACs)",
-)
-def alexnet(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AlexNet:
-    """torchvision-compatible single-tower AlexNet (no LRN, adaptive 6x6 pooling)."""
-    return AlexNet(num_classes=num_classes, in_chans=in_chans, **kwargs)
-
-
-@register_model(
-    family="alexnet",
-    input_size=(3, 227, 227),
-    paper="Krizhevsky et al., ImageNet Classification with Deep Convolutional Neural Networks",
-    year=2012,
-    ref_params=62_378_344,
-    ref_source="the paper says '60 million'; exact per-layer sum (k*k*c_in/groups + 1)*c_out: conv 34,944 + "
-    "614,656 + 885,120 + 1,327,488 + 884,992, fc 37,752,832 + 16,781,312 + 4,097,000 = 62,378,344 "
-    "(the single-tower AlexNet count in HewlettPackard dlcookbook-dlbs model tables); two_tower=True gives "
-    "60,965,224, the count of the BVLC Caffe AlexNet (group: 2)",
-)
-def alexnet_paper(
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    input_size: tuple[int, int] = (227, 227),
-    two_tower: bool = False,
-    **kwargs,
-) -> AlexNetPaper:
-    """AlexNet of the paper at 227x227: LRN, overlapping pooling, optional two-tower groups."""
-    return AlexNetPaper(num_classes, in_chans, input_size=input_size, two_tower=two_tower, **kwargs)

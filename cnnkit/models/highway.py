@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cnnkit.models.layers import ClassifierNet, make_act
+from cnnkit.models.layers import ClassifierNet, SizedNet, make_act
 from cnnkit.models.registry import register_model
 
 _PAPER = "Srivastava, Greff, Schmidhuber, Training Very Deep Networks (Highway Networks)"
@@ -62,41 +62,46 @@ class HighwayConv2d(nn.Module):
         return self.act(self.transform(x)) * t + x * (1 - t)
 
 
-class HighwayMLP(ClassifierNet):
-    """Plain input layer to ``width`` units, ``depth - 1`` highway layers, linear classifier."""
+_COMMON = dict(num_classes=10, paper=_PAPER, year=2015)
 
-    classifier_path = "fc"
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        in_chans: int = 1,
-        input_size: tuple[int, int] = (28, 28),
-        width: int = 50,
-        depth: int = 10,
-        act: str = "relu",
-        gate_bias: float = -2.0,
-    ) -> None:
-        super().__init__()
-        self.num_classes = num_classes
+@register_model(
+    name="highway_mlp",
+    input_size=(1, 28, 28),
+    ref_params=85_660,
+    ref_source="computed by hand (the paper reports no count for this net): stem 784*50 + 50 = 39,250, "
+    "9 highway layers x 2*(50*50 + 50) = 45,900, classifier 510",
+    **_COMMON,
+)
+class HighwayMLP(SizedNet):
+    """Plain input layer to ``width`` units, ``depth - 1`` highway layers, linear classifier:
+    by default the paper's 10-layer, 50-unit MNIST net of its depth experiments."""
+
+    def build(self, width: int = 50, depth: int = 10, act: str = "relu", gate_bias: float = -2.0) -> None:
         self.num_features = width
         self.flatten = nn.Flatten()
-        self.stem = nn.Linear(in_chans * input_size[0] * input_size[1], width)
+        self.stem = nn.Linear(self.in_chans * self.input_size[0] * self.input_size[1], width)
         self.stem_act = make_act(act, width)
         self.layers = nn.Sequential(*(HighwayLinear(width, act, gate_bias) for _ in range(depth - 1)))
-        self.fc = nn.Linear(width, num_classes)
+        self.fc = nn.Linear(width, self.num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(self.stem_act(self.stem(self.flatten(x))))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return x if pre_logits else self.fc(x)
 
-
+@register_model(
+    name="highway_cnn",
+    input_size=(3, 32, 32),
+    ref_params=167_690,
+    ref_source="computed by hand for our own configuration: stem 3*32*9 + 32 = 896, 9 highway convs x "
+    "2*(32*32*9 + 32) = 166,464, classifier 330",
+    **_COMMON,
+)
 class HighwayCNN(ClassifierNet):
-    """3x3 conv stem, highway conv layers with max-pools at ``pool_after``, global average pool."""
+    """3x3 conv stem, highway conv layers with max-pools at ``pool_after``, global average
+    pool; by default 9 highway 3x3 layers for 32x32 (or 28x28) images."""
 
-    classifier_path = "fc"
+    head_path = ("global_pool", "flatten")
 
     def __init__(
         self,
@@ -120,42 +125,3 @@ class HighwayCNN(ClassifierNet):
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(width, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.flatten(self.global_pool(x))
-        return x if pre_logits else self.fc(x)
-
-
-@register_model(
-    family="highway",
-    input_size=(1, 28, 28),
-    num_classes=10,
-    paper=_PAPER,
-    year=2015,
-    ref_params=85_660,
-    ref_source="computed by hand (the paper reports no count for this net): stem 784*50 + 50 = 39,250, "
-    "9 highway layers x 2*(50*50 + 50) = 45,900, classifier 510",
-)
-def highway_mlp(
-    num_classes: int = 10, in_chans: int = 1, input_size: tuple[int, int] = (28, 28), **kwargs
-) -> HighwayMLP:
-    """10-layer, 50-unit highway MLP for MNIST, as in the paper's depth experiments."""
-    return HighwayMLP(num_classes=num_classes, in_chans=in_chans, input_size=input_size, **kwargs)
-
-
-@register_model(
-    family="highway",
-    input_size=(3, 32, 32),
-    num_classes=10,
-    paper=_PAPER,
-    year=2015,
-    ref_params=167_690,
-    ref_source="computed by hand for our own configuration: stem 3*32*9 + 32 = 896, 9 highway convs x "
-    "2*(32*32*9 + 32) = 166,464, classifier 330",
-)
-def highway_cnn(num_classes: int = 10, in_chans: int = 3, **kwargs) -> HighwayCNN:
-    """Convolutional highway net (stem + 9 highway 3x3 layers) for 32x32 or 28x28 images."""
-    return HighwayCNN(num_classes=num_classes, in_chans=in_chans, **kwargs)

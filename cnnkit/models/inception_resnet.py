@@ -53,14 +53,30 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cnnkit.models.layers import BasicConv2d, PooledClassifierNet
-from cnnkit.models.layers.inception import ReductionA, check_input_size
+from cnnkit.models.layers import BasicConv2d, ClassifierNet
+from cnnkit.models.layers.inception import Branches, PoolBranches, ReductionA, check_input_size, conv_chain
 from cnnkit.models.registry import register_model
 
+PAPER = "Szegedy et al., Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning"
 DEFAULT_SCALES = (0.17, 0.10, 0.20)  # Inception-ResNet-A, -B, -C (TF-slim release)
+_COMMON = dict(input_size=(3, 299, 299), paper=PAPER, year=2016)
 
 
-class Block35(nn.Module):
+class _ResidualInception(Branches):
+    """An Inception-ResNet block: the branches, concatenated, are up-projected by a biased
+    1x1 conv (``conv2d``) to the input's width, scaled (Sec. 3.3: 0.1-0.3 keeps very wide
+    residual nets stable) and added to the input, then ReLU (``act``)."""
+
+    def _add_projection(self, cat_chs: int, in_chs: int, scale: float, no_relu: bool = False) -> None:
+        self.scale = scale
+        self.conv2d = nn.Conv2d(cat_chs, in_chs, kernel_size=1)
+        self.act = nn.Identity() if no_relu else nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv2d(self.branch_outputs(x)) * self.scale + x)
+
+
+class Block35(_ResidualInception):
     """Inception-ResNet-A on the 35x35 grid: 1x1 | 1x1-3x3 | 1x1-3x3-3x3, up-projected and added.
 
     v2 (timm): in_chs=320, widths 32 | 32-32 | 32-48-64 (Fig. 16); v1: in_chs=256, all 32 (Fig. 10).
@@ -75,110 +91,53 @@ class Block35(nn.Module):
         scale: float = 0.17,
     ) -> None:
         super().__init__()
-        self.scale = scale
         self.branch0 = BasicConv2d(in_chs, branch0, kernel_size=1)
-        self.branch1 = nn.Sequential(
-            BasicConv2d(in_chs, branch1[0], kernel_size=1),
-            BasicConv2d(branch1[0], branch1[1], kernel_size=3, padding=1),
-        )
-        self.branch2 = nn.Sequential(
-            BasicConv2d(in_chs, branch2[0], kernel_size=1),
-            BasicConv2d(branch2[0], branch2[1], kernel_size=3, padding=1),
-            BasicConv2d(branch2[1], branch2[2], kernel_size=3, padding=1),
-        )
-        self.conv2d = nn.Conv2d(branch0 + branch1[1] + branch2[2], in_chs, kernel_size=1)
-        self.act = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.cat([self.branch0(x), self.branch1(x), self.branch2(x)], 1)
-        return self.act(self.conv2d(out) * self.scale + x)
+        self.branch1 = conv_chain(in_chs, (branch1[0], 1), (branch1[1], 3))
+        self.branch2 = conv_chain(in_chs, (branch2[0], 1), (branch2[1], 3), (branch2[2], 3))
+        self._add_projection(branch0 + branch1[1] + branch2[2], in_chs, scale)
 
 
-class Block17(nn.Module):
-    """Inception-ResNet-B on the 17x17 grid: 1x1 | 1x1-1x7-7x1, up-projected and added.
+class FactorisedBlock(_ResidualInception):
+    """1x1 | 1x1 - 1xk - kx1, up-projected and added: Inception-ResNet-B on the 17x17 grid
+    (:class:`Block17`, k=7) and -C on the 8x8 grid (:class:`Block8`, k=3).
 
-    v2 (timm): in_chs=1088, 192 | 128-160-192 (Fig. 17); v1: in_chs=896, 128 | 128-128-128 (Fig. 11).
-    """
-
-    def __init__(
-        self,
-        in_chs: int = 1088,
-        branch1: tuple[int, int, int] = (128, 160, 192),
-        branch0: int = 192,
-        scale: float = 0.10,
-    ) -> None:
-        super().__init__()
-        self.scale = scale
-        self.branch0 = BasicConv2d(in_chs, branch0, kernel_size=1)
-        self.branch1 = nn.Sequential(
-            BasicConv2d(in_chs, branch1[0], kernel_size=1),
-            BasicConv2d(branch1[0], branch1[1], kernel_size=(1, 7), padding=(0, 3)),
-            BasicConv2d(branch1[1], branch1[2], kernel_size=(7, 1), padding=(3, 0)),
-        )
-        self.conv2d = nn.Conv2d(branch0 + branch1[2], in_chs, kernel_size=1)
-        self.act = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.cat([self.branch0(x), self.branch1(x)], 1)
-        return self.act(self.conv2d(out) * self.scale + x)
-
-
-class Block8(nn.Module):
-    """Inception-ResNet-C on the 8x8 grid: 1x1 | 1x1-1x3-3x1, up-projected and added.
-
-    v2 (timm): in_chs=2080, 192 | 192-224-256 (Fig. 19); v1: in_chs=1792, 192 | 192-192-192 (Fig. 13).
     ``no_relu=True`` for v2's last block, whose output feeds the 1x1 conv2d_7b directly.
     """
 
+    kernel = 7
+
     def __init__(
-        self,
-        in_chs: int = 2080,
-        branch1: tuple[int, int, int] = (192, 224, 256),
-        branch0: int = 192,
-        scale: float = 0.20,
-        no_relu: bool = False,
+        self, in_chs: int, branch1: tuple[int, int, int], branch0: int, scale: float, no_relu: bool = False
     ) -> None:
         super().__init__()
-        self.scale = scale
+        k = self.kernel
         self.branch0 = BasicConv2d(in_chs, branch0, kernel_size=1)
-        self.branch1 = nn.Sequential(
-            BasicConv2d(in_chs, branch1[0], kernel_size=1),
-            BasicConv2d(branch1[0], branch1[1], kernel_size=(1, 3), padding=(0, 1)),
-            BasicConv2d(branch1[1], branch1[2], kernel_size=(3, 1), padding=(1, 0)),
-        )
-        self.conv2d = nn.Conv2d(branch0 + branch1[2], in_chs, kernel_size=1)
-        self.act = nn.Identity() if no_relu else nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.cat([self.branch0(x), self.branch1(x)], 1)
-        return self.act(self.conv2d(out) * self.scale + x)
+        self.branch1 = conv_chain(in_chs, (branch1[0], 1), (branch1[1], (1, k)), (branch1[2], (k, 1)))
+        self._add_projection(branch0 + branch1[2], in_chs, scale, no_relu)
 
 
-class Mixed5b(nn.Module):
+class Block17(FactorisedBlock):
+    """Inception-ResNet-B: v2 (timm) in_chs=1088, 192 | 128-160-192 (Fig. 17); v1 in_chs=896,
+    128 | 128-128-128 (Fig. 11)."""
+
+    kernel = 7
+
+
+class Block8(FactorisedBlock):
+    """Inception-ResNet-C: v2 (timm) in_chs=2080, 192 | 192-224-256 (Fig. 19); v1 in_chs=1792,
+    192 | 192-192-192 (Fig. 13)."""
+
+    kernel = 3
+
+
+class Mixed5b(PoolBranches):
     """v2's last stem block (Inception-v3's Mixed_5b widened): 192 -> 96 + 64 + 96 + 64 = 320."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.branch0 = BasicConv2d(192, 96, kernel_size=1)
-        self.branch1 = nn.Sequential(
-            BasicConv2d(192, 48, kernel_size=1),
-            BasicConv2d(48, 64, kernel_size=5, padding=2),
-        )
-        self.branch2 = nn.Sequential(
-            BasicConv2d(192, 64, kernel_size=1),
-            BasicConv2d(64, 96, kernel_size=3, padding=1),
-            BasicConv2d(96, 96, kernel_size=3, padding=1),
-        )
-        self.branch3 = nn.Sequential(
-            nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
-            BasicConv2d(192, 64, kernel_size=1),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], 1)
+        super().__init__(192, 96, (48, 64), (64, 96, 96), 64, k=5)
 
 
-class Mixed7a(nn.Module):
+class Mixed7a(Branches):
     """Reduction-B of the Inception-ResNets, 17x17 -> 8x8: 1x1-3x3/2 | 1x1-3x3/2 |
     1x1-3x3-3x3/2 | 3x3/2 max-pool. Widths: v2 (256-384, 256-288, 256-288-320; Fig. 18),
     v1 (256-384, 256-256, 256-256-256; Fig. 12)."""
@@ -191,57 +150,20 @@ class Mixed7a(nn.Module):
         branch2: tuple[int, int, int] = (256, 288, 320),
     ) -> None:
         super().__init__()
-        self.branch0 = nn.Sequential(
-            BasicConv2d(in_chs, branch0[0], kernel_size=1),
-            BasicConv2d(branch0[0], branch0[1], kernel_size=3, stride=2),
-        )
-        self.branch1 = nn.Sequential(
-            BasicConv2d(in_chs, branch1[0], kernel_size=1),
-            BasicConv2d(branch1[0], branch1[1], kernel_size=3, stride=2),
-        )
-        self.branch2 = nn.Sequential(
-            BasicConv2d(in_chs, branch2[0], kernel_size=1),
-            BasicConv2d(branch2[0], branch2[1], kernel_size=3, padding=1),
-            BasicConv2d(branch2[1], branch2[2], kernel_size=3, stride=2),
-        )
+        self.branch0 = conv_chain(in_chs, (branch0[0], 1), (branch0[1], 3, 2))
+        self.branch1 = conv_chain(in_chs, (branch1[0], 1), (branch1[1], 3, 2))
+        self.branch2 = conv_chain(in_chs, (branch2[0], 1), (branch2[1], 3), (branch2[2], 3, 2))
         self.branch3 = nn.MaxPool2d(3, stride=2)
         self.out_chs = branch0[1] + branch1[1] + branch2[2] + in_chs
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], 1)
 
-
-class _InceptionResNet(PooledClassifierNet):
-    """Shared head of v1 and v2: global average pool -> dropout (keep 0.8) -> ``classif``."""
+class _InceptionResNet(ClassifierNet):
+    """What v1 and v2 share: the arguments, the stem up to 71x71x192 (Fig. 14 and the
+    released v2), and the head: global average pool -> dropout (keep 0.8) -> ``classif``.
+    Each version adds its blocks in ``_build_blocks`` and runs them in ``forward_features``."""
 
     classifier_path = "classif"
-    pool_path = "global_pool"
-
-    def _build_stem(self, in_chans: int) -> None:
-        """The stem both versions share up to 71x71x192 (Fig. 14 and the released v2)."""
-        self.conv2d_1a = BasicConv2d(in_chans, 32, kernel_size=3, stride=2)  # 299 -> 149
-        self.conv2d_2a = BasicConv2d(32, 32, kernel_size=3)  # -> 147
-        self.conv2d_2b = BasicConv2d(32, 64, kernel_size=3, padding=1)
-        self.maxpool_3a = nn.MaxPool2d(3, stride=2)  # -> 73
-        self.conv2d_3b = BasicConv2d(64, 80, kernel_size=1)
-        self.conv2d_4a = BasicConv2d(80, 192, kernel_size=3)  # -> 71
-
-    def _stem(self, x: torch.Tensor) -> torch.Tensor:
-        check_input_size(x)
-        x = self.conv2d_2b(self.conv2d_2a(self.conv2d_1a(x)))
-        return self.conv2d_4a(self.conv2d_3b(self.maxpool_3a(x)))
-
-    def _build_head(self, num_features: int, num_classes: int, drop_rate: float) -> None:
-        self.num_classes = num_classes
-        self.num_features = num_features
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.flatten = nn.Flatten()
-        self.dropout = nn.Dropout(drop_rate)
-        self.classif = nn.Linear(num_features, num_classes)
-
-
-class InceptionResNetV2(_InceptionResNet):
-    """Inception-ResNet-v2 as released (TF-slim, Keras, timm); see the module docstring."""
+    head_path = ("global_pool", "flatten", "dropout")
 
     def __init__(
         self,
@@ -251,19 +173,52 @@ class InceptionResNetV2(_InceptionResNet):
         scales: tuple[float, float, float] = DEFAULT_SCALES,
     ) -> None:
         super().__init__()
-        scale_a, scale_b, scale_c = scales
-        self._build_stem(in_chans)
+        self.conv2d_1a = BasicConv2d(in_chans, 32, kernel_size=3, stride=2)  # 299 -> 149
+        self.conv2d_2a = BasicConv2d(32, 32, kernel_size=3)  # -> 147
+        self.conv2d_2b = BasicConv2d(32, 64, kernel_size=3, padding=1)
+        self.maxpool_3a = nn.MaxPool2d(3, stride=2)  # -> 73
+        self.conv2d_3b = BasicConv2d(64, 80, kernel_size=1)
+        self.conv2d_4a = BasicConv2d(80, 192, kernel_size=3)  # -> 71
+        self.num_classes = num_classes
+        self.num_features = self._build_blocks(*scales)
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.dropout = nn.Dropout(drop_rate)
+        self.classif = nn.Linear(self.num_features, num_classes)
+
+    def _build_blocks(self, scale_a: float, scale_b: float, scale_c: float) -> int:
+        """Add the modules after the shared stem; returns the output channels."""
+        raise NotImplementedError
+
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        check_input_size(x)
+        x = self.conv2d_2b(self.conv2d_2a(self.conv2d_1a(x)))
+        return self.conv2d_4a(self.conv2d_3b(self.maxpool_3a(x)))
+
+
+@register_model(
+    name="inception_resnet_v2",
+    ref_params=55_843_464,
+    ref_source="timm inception_resnet_v2 (Keras InceptionResNetV2: 55,873,736, counts BN moving stats)",
+    ref_macs=13.18e9,
+    **_COMMON,
+)
+class InceptionResNetV2(_InceptionResNet):
+    """Inception-ResNet-v2 as released (TF-slim, Keras, timm; 10/20/10 blocks); see the
+    module docstring."""
+
+    def _build_blocks(self, scale_a: float, scale_b: float, scale_c: float) -> int:
         self.maxpool_5a = nn.MaxPool2d(3, stride=2)  # -> 35
         self.mixed_5b = Mixed5b()  # -> 35x35x320
         self.repeat = nn.Sequential(*(Block35(scale=scale_a) for _ in range(10)))
         self.mixed_6a = ReductionA(320, k=256, l=256, m=384, n=384)  # -> 17x17x1088
-        self.repeat_1 = nn.Sequential(*(Block17(scale=scale_b) for _ in range(20)))
+        self.repeat_1 = nn.Sequential(*(Block17(1088, (128, 160, 192), 192, scale_b) for _ in range(20)))
         self.mixed_7a = Mixed7a()  # -> 8x8x2080
-        self.repeat_2 = nn.Sequential(*(Block8(scale=scale_c) for _ in range(9)))
+        self.repeat_2 = nn.Sequential(*(Block8(2080, (192, 224, 256), 192, scale_c) for _ in range(9)))
         # The released model ends with an unscaled block without ReLU (TF-slim, Keras, timm).
-        self.block8 = Block8(scale=1.0, no_relu=True)
+        self.block8 = Block8(2080, (192, 224, 256), 192, scale=1.0, no_relu=True)
         self.conv2d_7b = BasicConv2d(2080, 1536, kernel_size=1)
-        self._build_head(1536, num_classes, drop_rate)
+        return 1536
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.mixed_5b(self.maxpool_5a(self._stem(x)))
@@ -272,64 +227,29 @@ class InceptionResNetV2(_InceptionResNet):
         return self.conv2d_7b(x)
 
 
+@register_model(
+    name="inception_resnet_v1",
+    ref_params=22_756_328,
+    ref_source="computed by hand from the paper's Figs. 10-15 (module docstring); the paper gives no count",
+    **_COMMON,
+)
 class InceptionResNetV1(_InceptionResNet):
-    """Inception-ResNet-v1 as the paper draws it (Figs. 10-15); see the module docstring."""
+    """Inception-ResNet-v1 as the paper draws it (Figs. 10-15; no published parameter
+    count); see the module docstring."""
 
-    def __init__(
-        self,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = 0.2,
-        scales: tuple[float, float, float] = DEFAULT_SCALES,
-    ) -> None:
-        super().__init__()
-        scale_a, scale_b, scale_c = scales
+    def _build_blocks(self, scale_a: float, scale_b: float, scale_c: float) -> int:
         # Stem, Fig. 14: 299 -> 149 -> 147 -> 147 -> 73 -> 73 -> 71 -> 35x35x256
-        self._build_stem(in_chans)
         self.conv2d_4b = BasicConv2d(192, 256, kernel_size=3, stride=2)
         self.repeat = nn.Sequential(
             *(Block35(256, branch1=(32, 32), branch2=(32, 32, 32), scale=scale_a) for _ in range(5))
         )
         self.mixed_6a = ReductionA(256, k=192, l=192, m=256, n=384)  # -> 17x17x896
-        self.repeat_1 = nn.Sequential(
-            *(Block17(896, branch1=(128, 128, 128), branch0=128, scale=scale_b) for _ in range(10))
-        )
+        self.repeat_1 = nn.Sequential(*(Block17(896, (128, 128, 128), 128, scale_b) for _ in range(10)))
         self.mixed_7a = Mixed7a(896, branch1=(256, 256), branch2=(256, 256, 256))  # -> 8x8x1792
-        self.repeat_2 = nn.Sequential(
-            *(Block8(1792, branch1=(192, 192, 192), scale=scale_c) for _ in range(5))
-        )
-        self._build_head(1792, num_classes, drop_rate)
+        self.repeat_2 = nn.Sequential(*(Block8(1792, (192, 192, 192), 192, scale_c) for _ in range(5)))
+        return 1792
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.repeat(self.conv2d_4b(self._stem(x)))
         x = self.repeat_1(self.mixed_6a(x))
         return self.repeat_2(self.mixed_7a(x))
-
-
-@register_model(
-    family="inception_resnet",
-    input_size=(3, 299, 299),
-    num_classes=1000,
-    paper="Szegedy et al., Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning",
-    year=2016,
-    ref_params=55_843_464,
-    ref_source="timm inception_resnet_v2 (Keras InceptionResNetV2: 55,873,736, counts BN moving stats)",
-    ref_macs=13.18e9,
-)
-def inception_resnet_v2(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> InceptionResNetV2:
-    """Inception-ResNet-v2 at 299x299 (the released 10/20/10-block model)."""
-    return InceptionResNetV2(num_classes=num_classes, in_chans=in_chans, **kwargs)
-
-
-@register_model(
-    family="inception_resnet",
-    input_size=(3, 299, 299),
-    num_classes=1000,
-    paper="Szegedy et al., Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning",
-    year=2016,
-    ref_params=22_756_328,
-    ref_source="computed by hand from the paper's Figs. 10-15 (module docstring); the paper gives no count",
-)
-def inception_resnet_v1(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> InceptionResNetV1:
-    """Inception-ResNet-v1 at 299x299 (paper Figs. 10-15; no published parameter count)."""
-    return InceptionResNetV1(num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -31,10 +31,12 @@ import torch
 import torch.nn as nn
 
 from cnnkit.errors import CnnkitError
-from cnnkit.models.layers import BasicConv2d, LocalResponseNorm, PooledClassifierNet
+from cnnkit.models.layers import BasicConv2d, ClassifierNet, LocalResponseNorm
+from cnnkit.models.layers.inception import Branches
 from cnnkit.models.registry import register_model
 
 PAPER = "Szegedy et al., Going deeper with convolutions"
+_SZEGEDY = dict(family="inception", input_size=(3, 224, 224), paper=PAPER, year=2014)
 
 # (in, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj) of Table 1, module by module.
 INCEPTION_CFG: dict[str, tuple[int, int, int, int, int, int, int]] = {
@@ -62,7 +64,7 @@ class ConvReLU(nn.Module):
         return self.relu(self.conv(x))
 
 
-class Inception(nn.Module):
+class Inception(Branches):
     """The Inception module (paper, Figure 2b): four parallel branches concatenated.
 
     1x1 | 1x1 -> 3x3 | 1x1 -> 5x5 | 3x3 max-pool -> 1x1. ``branch3_kernel`` is 5 in the
@@ -95,9 +97,6 @@ class Inception(nn.Module):
             nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True),
             conv_block(in_channels, pool_proj, kernel_size=1),
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
 
 
 class InceptionAux(nn.Module):
@@ -132,10 +131,10 @@ class InceptionAux(nn.Module):
         self.fc2 = nn.Linear(self.fc2.in_features, num_classes)
 
 
-class _GoogLeNetBase(PooledClassifierNet):
+class _GoogLeNetBase(ClassifierNet):
     """Shared trunk walk, head and aux-head plumbing of ``googlenet`` and ``googlenet_paper``."""
 
-    classifier_path = "fc"
+    head_path = ("avgpool", "flatten", "dropout")
     aux_weight = 0.3  # paper, section 5: "their loss gets added ... with a discount weight (0.3)"
     _stages: tuple[str, ...] = ()
     _aux_taps = ("inception4a", "inception4d")
@@ -178,6 +177,13 @@ class _GoogLeNetBase(PooledClassifierNet):
                 aux.reset_classifier(num_classes)
 
 
+@register_model(
+    name="googlenet",
+    ref_params=6_624_904,
+    ref_source="torchvision docs (GoogLeNet_Weights.IMAGENET1K_V1, aux heads dropped); 13,004,888 with them",
+    ref_macs=1.50e9,
+    **_SZEGEDY,
+)
 class GoogLeNet(_GoogLeNetBase):
     """torchvision's batch-norm GoogLeNet (torchvision/models/googlenet.py), same state_dict keys.
 
@@ -238,6 +244,15 @@ class GoogLeNet(_GoogLeNetBase):
         return super()._run_trunk(x, collect_aux)
 
 
+@register_model(
+    name="googlenet_paper",
+    ref_params=6_998_552,
+    ref_source=(
+        "computed by hand from Table 1 (real 5x5 convs, conv biases, no BN): convs 5,973,552 + fc "
+        "1,025,000; the paper says about 6.8M; aux heads add 3,188,840 + 3,190,888"
+    ),
+    **_SZEGEDY,
+)
 class GoogLeNetPaper(_GoogLeNetBase):
     """GoogLeNet exactly as Table 1 / Figure 3 of the paper: no batch norm, conv biases, LRN.
 
@@ -283,7 +298,7 @@ class GoogLeNetPaper(_GoogLeNetBase):
                 nn.init.constant_(m.bias, 0.2)
 
 
-class MiniInception(nn.Module):
+class MiniInception(Branches):
     """MiniGoogLeNet's ``inception_module``: a 1x1 and a 3x3 conv module, concatenated."""
 
     def __init__(self, in_channels: int, ch1x1: int, ch3x3: int) -> None:
@@ -291,11 +306,8 @@ class MiniInception(nn.Module):
         self.branch1 = BasicConv2d(in_channels, ch1x1, bias=True, kernel_size=1)
         self.branch2 = BasicConv2d(in_channels, ch3x3, bias=True, kernel_size=3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch1(x), self.branch2(x)], 1)
 
-
-class MiniDownsample(nn.Module):
+class MiniDownsample(Branches):
     """MiniGoogLeNet's ``downsample_module``: a 'valid' 3x3/2 conv module next to a 3x3/2 max-pool."""
 
     def __init__(self, in_channels: int, out_conv: int) -> None:
@@ -303,11 +315,21 @@ class MiniDownsample(nn.Module):
         self.branch1 = BasicConv2d(in_channels, out_conv, bias=True, kernel_size=3, stride=2)
         self.branch2 = nn.MaxPool2d(3, stride=2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch1(x), self.branch2(x)], 1)
 
-
-class MiniGoogLeNet(PooledClassifierNet):
+@register_model(
+    name="mini_googlenet",
+    family="inception",
+    input_size=(3, 32, 32),
+    num_classes=10,
+    paper="Rosebrock, Deep Learning for Computer Vision with Python (MiniGoogLeNet)",
+    year=2017,
+    ref_params=1_652_826,
+    ref_source=(
+        "computed from the book's Keras code (seed 003 only names it): convs with bias + BN gamma/beta "
+        "+ dense 3,370; Keras' total 1,656,250 also counts 3,424 BN moving statistics"
+    ),
+)
+class MiniGoogLeNet(ClassifierNet):
     """MiniGoogLeNet (Rosebrock, DL4CV Practitioner Bundle; seed 003 names it "mini_GoogLeNet").
 
     Built from Zhang et al.'s "Understanding deep learning requires rethinking
@@ -320,7 +342,7 @@ class MiniGoogLeNet(PooledClassifierNet):
     moving means/variances as (non-trainable) parameters, which PyTorch keeps as buffers.
     """
 
-    classifier_path = "fc"
+    head_path = ("avgpool", "flatten", "dropout")
 
     def __init__(self, num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.5) -> None:
         super().__init__()
@@ -349,53 +371,3 @@ class MiniGoogLeNet(PooledClassifierNet):
         x = self.stage1(self.conv1(x))
         x = self.stage2(self.down1(x))
         return self.stage3(self.down2(x))
-
-
-@register_model(
-    family="inception",
-    input_size=(3, 224, 224),
-    paper=PAPER,
-    year=2014,
-    ref_params=6_624_904,
-    ref_source="torchvision docs (GoogLeNet_Weights.IMAGENET1K_V1, aux heads dropped); 13,004,888 with them",
-    ref_macs=1.50e9,
-)
-def googlenet(num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = False, **kwargs) -> GoogLeNet:
-    """torchvision's BN GoogLeNet; ``aux_logits=True`` adds the two training-time aux heads."""
-    return GoogLeNet(num_classes=num_classes, in_chans=in_chans, aux_logits=aux_logits, **kwargs)
-
-
-@register_model(
-    family="inception",
-    input_size=(3, 224, 224),
-    paper=PAPER,
-    year=2014,
-    ref_params=6_998_552,
-    ref_source=(
-        "computed by hand from Table 1 (real 5x5 convs, conv biases, no BN): convs 5,973,552 + fc "
-        "1,025,000; the paper says about 6.8M; aux heads add 3,188,840 + 3,190,888"
-    ),
-)
-def googlenet_paper(
-    num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = False, **kwargs
-) -> GoogLeNetPaper:
-    """GoogLeNet as published (LRN, no BN); ``aux_logits=True`` for the paper's training setup."""
-    return GoogLeNetPaper(num_classes=num_classes, in_chans=in_chans, aux_logits=aux_logits, **kwargs)
-
-
-@register_model(
-    family="inception",
-    input_size=(3, 32, 32),
-    num_classes=10,
-    paper="Rosebrock, Deep Learning for Computer Vision with Python (MiniGoogLeNet)",
-    year=2017,
-    ref_params=1_652_826,
-    ref_source=(
-        "computed from the book's Keras code (seed 003 only names it): convs with bias + BN gamma/beta "
-        "+ dense 3,370; "
-        "Keras' total 1,656,250 also counts 3,424 BN moving statistics"
-    ),
-)
-def mini_googlenet(num_classes: int = 10, in_chans: int = 3, **kwargs) -> MiniGoogLeNet:
-    """MiniGoogLeNet for 32x32 CIFAR-10."""
-    return MiniGoogLeNet(num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnkit.models.layers import BasicConv2d, PooledClassifierNet
+from cnnkit.models.layers import BasicConv2d, ClassifierNet
 from cnnkit.models.layers.inception import check_input_size
 from cnnkit.models.registry import register_model
 
@@ -182,7 +182,19 @@ class InceptionAux(nn.Module):
         return self.fc(self.flatten(self.avgpool(x)))
 
 
-class Inception3(PooledClassifierNet):
+@register_model(
+    name="inception_v3",
+    input_size=(3, 299, 299),
+    paper="Szegedy et al., Rethinking the Inception Architecture for Computer Vision",
+    year=2015,
+    ref_params=23_834_568,
+    ref_source=(
+        "torchvision inception_v3 without the aux head (27,161,264 with it); "
+        "Keras InceptionV3 23,851,784 counts BN moving stats, see module docstring"
+    ),
+    ref_macs=5.71e9,
+)
+class Inception3(ClassifierNet):
     """Inception v3 with torchvision's module names; ``aux_logits=True`` adds the 17x17 head.
 
     Training contract of the aux head: only when ``self.training and self.aux_logits`` does
@@ -191,7 +203,7 @@ class Inception3(PooledClassifierNet):
     2014, section 5); the v3 paper gives none. In eval mode ``forward`` returns logits.
     """
 
-    classifier_path = "fc"
+    head_path = ("avgpool", "flatten", "dropout")
 
     def __init__(
         self,
@@ -256,21 +268,3 @@ class Inception3(PooledClassifierNet):
         super().reset_classifier(num_classes)
         if self.AuxLogits is not None:
             self.AuxLogits.fc = nn.Linear(self.AuxLogits.fc.in_features, num_classes)
-
-
-@register_model(
-    family="inception_v3",
-    input_size=(3, 299, 299),
-    num_classes=1000,
-    paper="Szegedy et al., Rethinking the Inception Architecture for Computer Vision",
-    year=2015,
-    ref_params=23_834_568,
-    ref_source=(
-        "torchvision inception_v3 without the aux head (27,161,264 with it); "
-        "Keras InceptionV3 23,851,784 counts BN moving stats, see module docstring"
-    ),
-    ref_macs=5.71e9,
-)
-def inception_v3(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> Inception3:
-    """Inception v3 at 299x299; pass ``aux_logits=True`` for the auxiliary classifier."""
-    return Inception3(num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -24,9 +24,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cnnkit.models.layers import BasicConv2d, PooledClassifierNet
-from cnnkit.models.layers.inception import ReductionA, check_input_size
+from cnnkit.models.layers import BasicConv2d, ClassifierNet
+from cnnkit.models.layers.inception import Branches, PoolBranches, ReductionA, check_input_size, conv_chain
 from cnnkit.models.registry import register_model
+
+PAPER = "Szegedy et al., Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning"
 
 
 class Mixed3a(nn.Module):
@@ -41,7 +43,7 @@ class Mixed3a(nn.Module):
         return torch.cat([self.maxpool(x), self.conv(x)], 1)
 
 
-class Mixed4a(nn.Module):
+class Mixed4a(Branches):
     """Stem split 2: 1x1-3x3 | 1x1-7x1-1x7-3x3, both 'valid' (73x73x160 -> 71x71x192)."""
 
     def __init__(self) -> None:
@@ -57,9 +59,6 @@ class Mixed4a(nn.Module):
             BasicConv2d(64, 96, kernel_size=3),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch0(x), self.branch1(x)], 1)
-
 
 class Mixed5a(nn.Module):
     """Stem split 3: 3x3/2 conv 192 | 3x3/2 max-pool (71x71x192 -> 35x35x384)."""
@@ -73,76 +72,35 @@ class Mixed5a(nn.Module):
         return torch.cat([self.conv(x), self.maxpool(x)], 1)
 
 
-class InceptionA(nn.Module):
+class InceptionA(PoolBranches):
     """35x35x384 block (Fig. 4): 1x1 96 | 1x1 64-3x3 96 | 1x1 64-3x3 96-3x3 96 | avgpool-1x1 96."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.branch0 = BasicConv2d(384, 96, kernel_size=1)
-        self.branch1 = nn.Sequential(
-            BasicConv2d(384, 64, kernel_size=1),
-            BasicConv2d(64, 96, kernel_size=3, padding=1),
-        )
-        self.branch2 = nn.Sequential(
-            BasicConv2d(384, 64, kernel_size=1),
-            BasicConv2d(64, 96, kernel_size=3, padding=1),
-            BasicConv2d(96, 96, kernel_size=3, padding=1),
-        )
-        self.branch3 = nn.Sequential(
-            nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
-            BasicConv2d(384, 96, kernel_size=1),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], 1)
+        super().__init__(384, 96, (64, 96), (64, 96, 96), 96, k=3)
 
 
-class InceptionB(nn.Module):
+class InceptionB(Branches):
     """17x17x1024 block (Fig. 5) with 7x7 convolutions factorised into 1x7 and 7x1."""
 
     def __init__(self) -> None:
         super().__init__()
         self.branch0 = BasicConv2d(1024, 384, kernel_size=1)
-        self.branch1 = nn.Sequential(
-            BasicConv2d(1024, 192, kernel_size=1),
-            BasicConv2d(192, 224, kernel_size=(1, 7), padding=(0, 3)),
-            BasicConv2d(224, 256, kernel_size=(7, 1), padding=(3, 0)),
-        )
-        self.branch2 = nn.Sequential(
-            BasicConv2d(1024, 192, kernel_size=1),
-            BasicConv2d(192, 192, kernel_size=(7, 1), padding=(3, 0)),
-            BasicConv2d(192, 224, kernel_size=(1, 7), padding=(0, 3)),
-            BasicConv2d(224, 224, kernel_size=(7, 1), padding=(3, 0)),
-            BasicConv2d(224, 256, kernel_size=(1, 7), padding=(0, 3)),
-        )
+        self.branch1 = conv_chain(1024, (192, 1), (224, (1, 7)), (256, (7, 1)))
+        self.branch2 = conv_chain(1024, (192, 1), (192, (7, 1)), (224, (1, 7)), (224, (7, 1)), (256, (1, 7)))
         self.branch3 = nn.Sequential(
             nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
             BasicConv2d(1024, 128, kernel_size=1),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], 1)
 
-
-class ReductionB(nn.Module):
+class ReductionB(Branches):
     """17x17x1024 -> 8x8x1536 (Fig. 8): 1x1 192-3x3/2 192 | 1x1 256-1x7 256-7x1 320-3x3/2 320 | max-pool."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.branch0 = nn.Sequential(
-            BasicConv2d(1024, 192, kernel_size=1),
-            BasicConv2d(192, 192, kernel_size=3, stride=2),
-        )
-        self.branch1 = nn.Sequential(
-            BasicConv2d(1024, 256, kernel_size=1),
-            BasicConv2d(256, 256, kernel_size=(1, 7), padding=(0, 3)),
-            BasicConv2d(256, 320, kernel_size=(7, 1), padding=(3, 0)),
-            BasicConv2d(320, 320, kernel_size=3, stride=2),
-        )
+        self.branch0 = conv_chain(1024, (192, 1), (192, 3, 2))
+        self.branch1 = conv_chain(1024, (256, 1), (256, (1, 7)), (320, (7, 1)), (320, 3, 2))
         self.branch2 = nn.MaxPool2d(3, stride=2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x)], 1)
 
 
 class InceptionC(nn.Module):
@@ -180,12 +138,21 @@ class InceptionC(nn.Module):
         )
 
 
-class InceptionV4(PooledClassifierNet):
+@register_model(
+    name="inception_v4",
+    input_size=(3, 299, 299),
+    paper=PAPER,
+    year=2016,
+    ref_params=42_679_816,
+    ref_source="timm inception_v4 (1000 classes)",
+    ref_macs=12.28e9,
+)
+class InceptionV4(ClassifierNet):
     """Inception-v4 (paper Fig. 9) with timm's layout: ``features`` (stem + 14 blocks) and
     ``last_linear``. ``drop_rate=0.2`` is the paper's dropout keep probability of 0.8."""
 
     classifier_path = "last_linear"
-    pool_path = "global_pool"
+    head_path = ("global_pool", "flatten", "dropout")
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2) -> None:
         super().__init__()
@@ -215,18 +182,3 @@ class InceptionV4(PooledClassifierNet):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         check_input_size(x)
         return self.features(x)
-
-
-@register_model(
-    family="inception_v4",
-    input_size=(3, 299, 299),
-    num_classes=1000,
-    paper="Szegedy et al., Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning",
-    year=2016,
-    ref_params=42_679_816,
-    ref_source="timm inception_v4 (1000 classes)",
-    ref_macs=12.28e9,
-)
-def inception_v4(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> InceptionV4:
-    """Inception-v4 at 299x299."""
-    return InceptionV4(num_classes=num_classes, in_chans=in_chans, **kwargs)

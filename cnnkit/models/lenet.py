@@ -17,30 +17,33 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnkit.errors import CnnkitError
-from cnnkit.models.layers import ClassifierNet, make_act
+from cnnkit.models.layers import SizedNet, check_min_size, make_act
 from cnnkit.models.registry import register_model
 
+_PAPER = "LeCun et al., Gradient-Based Learning Applied to Document Recognition"
+_LECUN = dict(num_classes=10, paper=_PAPER, year=1998)
 
-class LeNet5(ClassifierNet):
+
+@register_model(
+    name="lenet5",
+    input_size=(1, 28, 28),
+    ref_params=44_426,
+    ref_source="seed Keras code, by hand: 156 + 2,416 + 30,840 + 10,164 + 850",
+    **_LECUN,
+)
+class LeNet5(SizedNet):
     """Modern LeNet-5: conv(6,5x5) -> pool -> conv(16,5x5) -> pool -> 120 -> 84 -> classes.
 
     The first dense layer's width is inferred from ``input_size`` so any input of at
-    least 12x12 works ('valid' 5x5 convolutions and two 2x2 pools).
+    least 12x12 works ('valid' 5x5 convolutions and two 2x2 pools); pass
+    ``input_size=(32, 32)`` for the paper's input size.
     """
 
     classifier_path = "fc3"
+    head_path = ("flatten", "fc1", "act3", "fc2", "act4")
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        in_chans: int = 1,
-        input_size: tuple[int, int] = (28, 28),
-        act: str = "relu",
-    ) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.conv1 = nn.Conv2d(in_chans, 6, 5)
+    def build(self, act: str = "relu") -> None:
+        self.conv1 = nn.Conv2d(self.in_chans, 6, 5)
         self.act1 = make_act(act, 6)
         self.pool1 = nn.MaxPool2d(2)
         self.conv2 = nn.Conv2d(6, 16, 5)
@@ -48,37 +51,17 @@ class LeNet5(ClassifierNet):
         self.pool2 = nn.MaxPool2d(2)
         self.flatten = nn.Flatten()
         # two 'valid' 5x5 convs (-4 each) and two 2x2 pools (//2 each)
-        h, w = (((s - 4) // 2 - 4) // 2 for s in input_size)
+        h, w = (((s - 4) // 2 - 4) // 2 for s in self.input_size)
         self.fc1 = nn.Linear(16 * h * w, 120)
         self.act3 = make_act(act, 120)
         self.fc2 = nn.Linear(120, 84)
         self.act4 = make_act(act, 84)
         self.num_features = 84
-        self.fc3 = nn.Linear(84, num_classes)
+        self.fc3 = nn.Linear(84, self.num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool1(self.act1(self.conv1(x)))
         return self.pool2(self.act2(self.conv2(x)))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.act4(self.fc2(self.act3(self.fc1(self.flatten(x)))))
-        return x if pre_logits else self.fc3(x)
-
-
-@register_model(
-    family="lenet",
-    input_size=(1, 28, 28),
-    num_classes=10,
-    paper="LeCun et al., Gradient-Based Learning Applied to Document Recognition",
-    year=1998,
-    ref_params=44_426,
-    ref_source="seed Keras code, by hand: 156 + 2,416 + 30,840 + 10,164 + 850",
-)
-def lenet5(
-    num_classes: int = 10, in_chans: int = 1, input_size: tuple[int, int] = (28, 28), **kwargs
-) -> LeNet5:
-    """Modern LeNet-5 at 28x28 (pass ``input_size=(32, 32)`` for the paper's input size)."""
-    return LeNet5(num_classes=num_classes, in_chans=in_chans, input_size=input_size, **kwargs)
 
 
 # --- LeNet-5 exactly as in the paper -------------------------------------------------------------
@@ -90,22 +73,12 @@ def lenet5(
 # Six maps see 3 contiguous maps, six see 4 contiguous, three see 4 non-contiguous, one sees all
 # 6: 60 connections, which breaks symmetry and keeps C3 at 1,516 parameters instead of 2,416.
 C3_TABLE: tuple[tuple[int, ...], ...] = (
-    (0, 1, 2),
-    (1, 2, 3),
-    (2, 3, 4),
-    (3, 4, 5),
-    (4, 5, 0),
-    (5, 0, 1),
-    (0, 1, 2, 3),
-    (1, 2, 3, 4),
-    (2, 3, 4, 5),
-    (3, 4, 5, 0),
-    (4, 5, 0, 1),
-    (5, 0, 1, 2),
-    (0, 1, 3, 4),
+    *(tuple((first + i) % 6 for i in range(3)) for first in range(6)),  # 3 contiguous: (0, 1, 2) ..
+    *(tuple((first + i) % 6 for i in range(4)) for first in range(6)),  # 4 contiguous: (0, 1, 2, 3) ..
+    (0, 1, 3, 4),  # 4 non-contiguous
     (1, 2, 4, 5),
     (0, 2, 3, 5),
-    (0, 1, 2, 3, 4, 5),
+    (0, 1, 2, 3, 4, 5),  # all 6
 )
 
 
@@ -234,7 +207,15 @@ class EuclideanRBF(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
-class LeNet5Paper(ClassifierNet):
+@register_model(
+    name="lenet5_paper",
+    input_size=(1, 32, 32),
+    ref_params=60_840,
+    ref_source="LeCun et al. 1998 sec. II-B, per layer: C1 156 + S2 12 + C3 1,516 + S4 32 + C5 48,120 "
+    "+ F6 10,164 + RBF 840",
+    **_LECUN,
+)
+class LeNet5Paper(SizedNet):
     """LeNet-5 as published: C1-S2-C3-S4-C5-F6-RBF, 60,840 parameters at 32x32x1.
 
     Every layer up to F6 is squashed by ``act`` (the paper's scaled tanh by default).
@@ -244,23 +225,16 @@ class LeNet5Paper(ClassifierNet):
     """
 
     classifier_path = "rbf"
+    head_path = ("flatten", "f6", "act6")
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        in_chans: int = 1,
-        input_size: tuple[int, int] = (32, 32),
-        act: str = "scaled_tanh",
-        rbf_trainable: bool = False,
-    ) -> None:
-        super().__init__()
-        if min(input_size) < 32:
-            raise CnnkitError(
-                f"lenet5_paper needs at least 32x32 input, got {input_size[0]}x{input_size[1]}; "
-                "pad 28x28 digits by 2 pixels on each side as the paper does."
-            )
-        self.num_classes = num_classes
-        self.c1 = nn.Conv2d(in_chans, 6, 5)
+    def build(self, act: str = "scaled_tanh", rbf_trainable: bool = False) -> None:
+        check_min_size(
+            "lenet5_paper",
+            self.input_size,
+            32,
+            "; pad 28x28 digits by 2 pixels on each side as the paper does",
+        )
+        self.c1 = nn.Conv2d(self.in_chans, 6, 5)
         self.act1 = self._act(act, 6)
         self.s2 = TrainableSubsampling(6)
         self.act2 = self._act(act, 6)
@@ -271,11 +245,11 @@ class LeNet5Paper(ClassifierNet):
         self.c5 = nn.Conv2d(16, 120, 5)
         self.act5 = self._act(act, 120)
         self.flatten = nn.Flatten()
-        h, w = ((((s - 4) // 2 - 4) // 2) - 4 for s in input_size)
+        h, w = ((((s - 4) // 2 - 4) // 2) - 4 for s in self.input_size)
         self.f6 = nn.Linear(120 * h * w, 84)
         self.act6 = self._act(act, 84)
         self.num_features = 84
-        self.rbf = EuclideanRBF(84, num_classes, trainable=rbf_trainable)
+        self.rbf = EuclideanRBF(84, self.num_classes, trainable=rbf_trainable)
         for layer in (self.c1, self.c5, self.f6):
             fan_in = layer.weight[0].numel()
             _paper_uniform_(layer.weight, fan_in)
@@ -290,28 +264,7 @@ class LeNet5Paper(ClassifierNet):
         x = self.act4(self.s4(self.act3(self.c3(x))))
         return self.act5(self.c5(x))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.act6(self.f6(self.flatten(x)))
-        return x if pre_logits else self.rbf(x)
-
     def reset_classifier(self, num_classes: int) -> None:
         """A new RBF layer with fresh +-1 codes for ``num_classes`` classes."""
         self.rbf = EuclideanRBF(self.num_features, num_classes, trainable=self.rbf.weight.requires_grad)
         self.num_classes = num_classes
-
-
-@register_model(
-    family="lenet",
-    input_size=(1, 32, 32),
-    num_classes=10,
-    paper="LeCun et al., Gradient-Based Learning Applied to Document Recognition",
-    year=1998,
-    ref_params=60_840,
-    ref_source="LeCun et al. 1998 sec. II-B, per layer: C1 156 + S2 12 + C3 1,516 + S4 32 + C5 48,120 "
-    "+ F6 10,164 + RBF 840",
-)
-def lenet5_paper(
-    num_classes: int = 10, in_chans: int = 1, input_size: tuple[int, int] = (32, 32), **kwargs
-) -> LeNet5Paper:
-    """LeNet-5 exactly as in the paper (Table I connections, RBF output; logits = -distance)."""
-    return LeNet5Paper(num_classes=num_classes, in_chans=in_chans, input_size=input_size, **kwargs)

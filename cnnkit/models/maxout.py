@@ -27,8 +27,8 @@ import torch
 import torch.nn as nn
 
 from cnnkit.errors import CnnkitError
-from cnnkit.models.layers import ClassifierNet
-from cnnkit.models.registry import Variant, register_variants
+from cnnkit.models.layers import SizedNet
+from cnnkit.models.registry import register_model
 
 _PAPER = "Goodfellow et al., Maxout Networks"
 
@@ -90,67 +90,67 @@ class MaxoutConv2d(nn.Module):
         return f"out_channels={self.out_channels}, pieces={self.pieces}"
 
 
-class MaxoutMLP(ClassifierNet):
-    """Permutation-invariant maxout MLP: the image is flattened, so pixel order is not used."""
+_COMMON = dict(num_classes=10, paper=_PAPER, year=2013)
 
-    classifier_path = "fc"
 
-    def __init__(
+@register_model(
+    name="maxout_mnist",
+    input_size=(1, 28, 28),
+    ref_params=1_233_610,
+    ref_source="computed by hand from pylearn2 scripts/papers/maxout/mnist_pi.yaml: "
+    "(784*240*5 + 1,200) + (240*240*5 + 1,200) + (240*10 + 10)",
+    **_COMMON,
+)
+class MaxoutMLP(SizedNet):
+    """The paper's permutation-invariant MNIST net: the image is flattened (pixel order is
+    not used), two maxout layers of 240 units x 5 pieces, softmax."""
+
+    def build(
         self,
-        num_classes: int = 10,
-        in_chans: int = 1,
-        input_size: tuple[int, int] = (28, 28),
         hidden: tuple[int, ...] = (240, 240),
         pieces: int = 5,
         input_drop_rate: float = 0.2,
         drop_rate: float = 0.5,
     ) -> None:
-        super().__init__()
-        self.num_classes = num_classes
         layers: list[nn.Module] = [nn.Flatten(), nn.Dropout(input_drop_rate)]
-        width = in_chans * input_size[0] * input_size[1]
+        width = self.in_chans * self.input_size[0] * self.input_size[1]
         for units in hidden:
             layers += [MaxoutLinear(width, units, pieces), nn.Dropout(drop_rate)]
             width = units
         self.features = nn.Sequential(*layers)
         self.num_features = width
-        self.fc = nn.Linear(width, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return x if pre_logits else self.fc(x)
+        self.fc = nn.Linear(width, self.num_classes)
 
 
 def _pool_ceil(size: int, kernel: int, stride: int) -> int:
     return math.ceil((size - kernel) / stride) + 1
 
 
-class MaxoutConvNet(ClassifierNet):
-    """The paper's CIFAR-10 net: 3 x (maxout conv -> max-pool -> dropout), maxout dense, softmax."""
+@register_model(
+    name="maxout_cifar",
+    input_size=(3, 32, 32),
+    ref_params=16_247_830,
+    ref_source="computed by hand from pylearn2 scripts/papers/maxout/cifar10.yaml: convs 37,056 "
+    "+ 2,359,680 + 1,843,584 (tied biases, one per piece map), maxout dense 4,800*2,500 + 2,500, "
+    "softmax 5,010",
+    **_COMMON,
+)
+class MaxoutConvNet(SizedNet):
+    """The paper's CIFAR-10 net: 3 x (maxout conv -> max-pool -> dropout), maxout dense
+    500x5, softmax."""
 
-    classifier_path = "fc"
+    head_path = ("flatten", "hidden", "hidden_dropout")
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        in_chans: int = 3,
-        input_size: tuple[int, int] = (32, 32),
-        input_drop_rate: float = 0.2,
-        drop_rate: float = 0.5,
-    ) -> None:
-        super().__init__()
-        self.num_classes = num_classes
+    def build(self, input_drop_rate: float = 0.2, drop_rate: float = 0.5) -> None:
         # (maps, pieces, kernel, pad, pool, pool stride) of h0, h1, h2 in cifar10.yaml
         spec = [(96, 2, 8, 4, 4, 2), (192, 2, 8, 3, 4, 2), (192, 2, 5, 3, 2, 2)]
         layers: list[nn.Module] = [nn.Dropout(input_drop_rate)]
-        chans, sides = in_chans, list(input_size)
+        chans, sides = self.in_chans, list(self.input_size)
         for maps, pieces, kernel, pad, pool, stride in spec:
             sides = [s + 2 * pad - kernel + 1 for s in sides]
             if min(sides) < pool:
                 raise CnnkitError(
-                    f"maxout_cifar needs a larger input than {input_size[0]}x{input_size[1]}; use 32x32."
+                    f"maxout_cifar needs a larger input than {self.input_size[0]}x{self.input_size[1]}; use 32x32."
                 )
             sides = [_pool_ceil(s, pool, stride) for s in sides]
             layers += [
@@ -164,49 +164,4 @@ class MaxoutConvNet(ClassifierNet):
         self.hidden = MaxoutLinear(chans * sides[0] * sides[1], 500, pieces=5)
         self.hidden_dropout = nn.Dropout(drop_rate)
         self.num_features = 500
-        self.fc = nn.Linear(500, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.hidden_dropout(self.hidden(self.flatten(x)))
-        return x if pre_logits else self.fc(x)
-
-
-_COMMON = dict(family="maxout", num_classes=10, paper=_PAPER, year=2013)
-globals().update(
-    register_variants(
-        MaxoutMLP,
-        {
-            "maxout_mnist": Variant(
-                (),
-                1_233_610,
-                "The paper's permutation-invariant MNIST net: two maxout layers of 240 units x 5 pieces.",
-                ref_source="computed by hand from pylearn2 scripts/papers/maxout/mnist_pi.yaml: "
-                "(784*240*5 + 1,200) + (240*240*5 + 1,200) + (240*10 + 10)",
-            )
-        },
-        sized=True,
-        input_size=(1, 28, 28),
-        **_COMMON,
-    )
-)
-globals().update(
-    register_variants(
-        MaxoutConvNet,
-        {
-            "maxout_cifar": Variant(
-                (),
-                16_247_830,
-                "The paper's CIFAR-10 net: three maxout conv layers + maxout dense 500x5 + softmax.",
-                ref_source="computed by hand from pylearn2 scripts/papers/maxout/cifar10.yaml: convs 37,056 "
-                "+ 2,359,680 + 1,843,584 (tied biases, one per piece map), maxout dense 4,800*2,500 + 2,500, "
-                "softmax 5,010",
-            )
-        },
-        sized=True,
-        input_size=(3, 32, 32),
-        **_COMMON,
-    )
-)
+        self.fc = nn.Linear(500, self.num_classes)

@@ -17,7 +17,8 @@ import torch
 import torch.nn as nn
 
 from cnnkit.models.layers import ClassifierNet, ConvBNAct
-from cnnkit.models.pretrained import Weights, load_pretrained
+from cnnkit.models.layers.init import init_like_torchvision
+from cnnkit.models.pretrained import Weights
 from cnnkit.models.registry import register_model
 from cnnkit.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
@@ -31,65 +32,6 @@ MOBILENET_V2_SETTINGS = (
     (6, 160, 3, 2),
     (6, 320, 1, 1),
 )
-
-
-class InvertedResidual(nn.Module):
-    """expand (1x1, skipped when t = 1) -> depthwise 3x3 -> linear 1x1 projection -> BN."""
-
-    def __init__(self, in_chs: int, out_chs: int, stride: int, expand_ratio: int) -> None:
-        super().__init__()
-        hidden = in_chs * expand_ratio
-        layers: list[nn.Module] = []
-        if expand_ratio != 1:
-            layers.append(ConvBNAct(in_chs, hidden, 1, act="relu6"))
-        layers += [
-            ConvBNAct(hidden, hidden, 3, stride, groups=hidden, act="relu6"),
-            nn.Conv2d(hidden, out_chs, 1, bias=False),
-            nn.BatchNorm2d(out_chs),
-        ]
-        self.conv = nn.Sequential(*layers)
-        self.use_res_connect = stride == 1 and in_chs == out_chs
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv(x) if self.use_res_connect else self.conv(x)
-
-
-class MobileNetV2(ClassifierNet):
-    """``features`` (stem, 17 blocks, 1x1 conv to 1280) -> pool -> ``classifier`` (dropout, fc)."""
-
-    classifier_path = "classifier.1"
-
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        layers: list[nn.Module] = [ConvBNAct(in_chans, 32, 3, stride=2, act="relu6")]
-        in_chs = 32
-        for t, c, n, s in MOBILENET_V2_SETTINGS:
-            for i in range(n):
-                layers.append(InvertedResidual(in_chs, c, s if i == 0 else 1, t))
-                in_chs = c
-        self.num_features = 1280
-        layers.append(ConvBNAct(in_chs, self.num_features, 1, act="relu6"))
-        self.features = nn.Sequential(*layers)
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Dropout(drop_rate), nn.Linear(self.num_features, num_classes))
-        # torchvision's initialisation
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.global_pool(x).flatten(1)
-        return x if pre_logits else self.classifier(x)
 
 
 MOBILENET_V2_IMAGENET = Weights(
@@ -117,22 +59,60 @@ MOBILENET_V2_IMAGENET = Weights(
 )
 
 
+class InvertedResidual(nn.Module):
+    """expand (1x1, skipped when t = 1) -> depthwise 3x3 -> linear 1x1 projection -> BN."""
+
+    def __init__(self, in_chs: int, out_chs: int, stride: int, expand_ratio: int) -> None:
+        super().__init__()
+        hidden = in_chs * expand_ratio
+        layers: list[nn.Module] = []
+        if expand_ratio != 1:
+            layers.append(ConvBNAct(in_chs, hidden, 1, act="relu6"))
+        layers += [
+            ConvBNAct(hidden, hidden, 3, stride, groups=hidden, act="relu6"),
+            nn.Conv2d(hidden, out_chs, 1, bias=False),
+            nn.BatchNorm2d(out_chs),
+        ]
+        self.conv = nn.Sequential(*layers)
+        self.use_res_connect = stride == 1 and in_chs == out_chs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
 @register_model(
-    family="mobilenet",
+    name="mobilenet_v2",
     input_size=(3, 224, 224),
-    num_classes=1000,
     paper="Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks",
     year=2018,
     ref_params=3_504_872,
     ref_source="torchvision MobileNet_V2_Weights.IMAGENET1K_V1 (num_params)",
     weights=[MOBILENET_V2_IMAGENET],
 )
-def mobilenet_v2(
-    num_classes: int = 1000, in_chans: int = 3, pretrained: bool = False, **kwargs
-) -> MobileNetV2:
-    """MobileNetV2 1.0 at 224x224; ``pretrained=True`` loads torchvision's ImageNet weights (offline)."""
-    model = MobileNetV2(num_classes=num_classes, in_chans=in_chans, **kwargs)
-    if pretrained:  # direct calls; create_model(..., pretrained=...) loads through the registry
-        w = MOBILENET_V2_IMAGENET
-        load_pretrained(model, w.state_dict(model), w.classifier, w.first_conv)
-    return model
+class MobileNetV2(ClassifierNet):
+    """``features`` (stem, 17 blocks, 1x1 conv to 1280) -> pool -> ``classifier`` (dropout, fc)."""
+
+    classifier_path = "classifier.1"
+
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        layers: list[nn.Module] = [ConvBNAct(in_chans, 32, 3, stride=2, act="relu6")]
+        in_chs = 32
+        for t, c, n, s in MOBILENET_V2_SETTINGS:
+            for i in range(n):
+                layers.append(InvertedResidual(in_chs, c, s if i == 0 else 1, t))
+                in_chs = c
+        self.num_features = 1280
+        layers.append(ConvBNAct(in_chs, self.num_features, 1, act="relu6"))
+        self.features = nn.Sequential(*layers)
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(drop_rate), nn.Linear(self.num_features, num_classes))
+        init_like_torchvision(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.global_pool(x).flatten(1)
+        return x if pre_logits else self.classifier(x)

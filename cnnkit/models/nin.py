@@ -33,6 +33,17 @@ def mlpconv(in_chs: int, widths: tuple[int, int, int], kernel_size: int, act: st
     ]
 
 
+@register_model(
+    name="nin",
+    input_size=(3, 32, 32),
+    num_classes=10,
+    paper="Lin, Chen, Yan, Network In Network",
+    year=2013,
+    ref_params=966_986,
+    ref_source="computed by hand from the authors' released CIFAR-10 model (mavenlin cuda-convnet NIN / "
+    "Caffe cifar10_nin): convs 14,592 + 30,880 + 15,456 + 460,992 + 37,056 + 37,056 + 331,968 + 37,056 "
+    "+ 1,930; the paper gives no count",
+)
 class NIN(ClassifierNet):
     """NIN for 32x32 images (any size >= 8 runs: global average pooling has no fixed size).
 
@@ -76,9 +87,6 @@ class NIN(ClassifierNet):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 nn.init.zeros_(m.bias)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if pre_logits:
             return self.flatten(self.global_pool(x))
@@ -88,19 +96,3 @@ class NIN(ClassifierNet):
         super().reset_classifier(num_classes)
         if isinstance(self.final_act, nn.PReLU) and self.final_act.num_parameters > 1:
             self.final_act = nn.PReLU(num_classes)
-
-
-@register_model(
-    family="nin",
-    input_size=(3, 32, 32),
-    num_classes=10,
-    paper="Lin, Chen, Yan, Network In Network",
-    year=2013,
-    ref_params=966_986,
-    ref_source="computed by hand from the authors' released CIFAR-10 model (mavenlin cuda-convnet NIN / "
-    "Caffe cifar10_nin): convs 14,592 + 30,880 + 15,456 + 460,992 + 37,056 + 37,056 + 331,968 + 37,056 "
-    "+ 1,930; the paper gives no count",
-)
-def nin(num_classes: int = 10, in_chans: int = 3, **kwargs) -> NIN:
-    """Network in Network, CIFAR-10 configuration (three mlpconv blocks + global average pooling)."""
-    return NIN(num_classes=num_classes, in_chans=in_chans, **kwargs)

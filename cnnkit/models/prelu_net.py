@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cnnkit.models.layers import ClassifierNet, make_act
+from cnnkit.models.layers import FC6_FC7, ClassifierNet, dense_head, make_act
 from cnnkit.models.registry import Variant, register_variants
 
 _PAPER = "He et al., Delving Deep into Rectifiers: Surpassing Human-Level Performance on ImageNet"
@@ -61,6 +61,7 @@ class PReLUNet(ClassifierNet):
     """Table 3 model: conv7x7/2 -> pool3x3/3 -> 3 stages of 3x3 convs -> SPP -> fc x3."""
 
     classifier_path = "classifier.6"
+    head_path = ("spp", *FC6_FC7)
 
     def __init__(
         self,
@@ -88,28 +89,13 @@ class PReLUNet(ClassifierNet):
                 chans = filters
         self.features = nn.Sequential(*layers)
         self.spp = SpatialPyramidPool(spp_levels)
-        self.classifier = nn.Sequential(
-            nn.Linear(chans * self.spp.bins, 4096),
-            make_act(act, 4096),
-            nn.Dropout(drop_rate),
-            nn.Linear(4096, 4096),
-            make_act(act, 4096),
-            nn.Dropout(drop_rate),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = dense_head(chans * self.spp.bins, num_classes, act, drop_rate)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 # section 2.2: std = sqrt(2 / n_l), n_l = k*k*c_in, the "forward" case with a = 0
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.classifier[6].weight, 0.0, 0.01)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.classifier[:6](self.spp(x))
-        return x if pre_logits else self.classifier[6](x)
 
 
 def _hand_count(stages: tuple[tuple[int, int], ...], prelu: bool = True) -> int:
@@ -148,7 +134,6 @@ globals().update(
                 ref_source=_SOURCE_B_C,
             ),
         },
-        family="prelu_net",
         input_size=(3, 224, 224),
         paper=_PAPER,
         year=2015,

@@ -58,7 +58,6 @@ _REGISTRY: dict[str, ModelInfo] = {}
 
 def register_model(
     *,
-    family: str,
     input_size: tuple[int, ...],
     paper: str,
     year: int,
@@ -68,11 +67,13 @@ def register_model(
     ref_macs: float | None = None,
     kind: str = "image",
     name: str | None = None,
+    family: str | None = None,
     weights: Sequence[Weights] = (),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a builder function ``fn(num_classes=..., in_chans=..., **kwargs)``.
-
-    ``weights`` are its pretrained files, the first being what ``pretrained=True`` loads.
+    """Register a builder ``fn(num_classes=..., in_chans=..., **kwargs)``: a function, or
+    the network class itself. ``name`` defaults to the function's name, ``family`` to its
+    module's (``cnnkit.models.vgg`` -> ``vgg``); ``weights`` are its pretrained files, the
+    first being what ``pretrained=True`` loads.
     """
 
     def decorate(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -81,7 +82,7 @@ def register_model(
             raise ValueError(f"model {key!r} is registered twice")
         _REGISTRY[key] = ModelInfo(
             name=key,
-            family=family,
+            family=family or fn.__module__.rpartition(".")[2],
             builder=fn,
             input_size=tuple(input_size),
             num_classes=num_classes,
@@ -104,7 +105,8 @@ class Variant:
 
     ``args`` go first to the class (e.g. ``(BasicBlock, (2, 2, 2, 2))``), ``options`` are
     keyword defaults the caller may override; ``ref_source`` replaces the family's own;
-    ``build`` replaces the family's class for this variant.
+    ``build`` replaces the family's class for this variant; ``weights`` are its pretrained
+    files (see :func:`register_model`).
     """
 
     args: tuple[Any, ...]
@@ -114,6 +116,7 @@ class Variant:
     ref_source: str = ""
     options: tuple[tuple[str, Any], ...] = ()
     build: Callable[..., nn.Module] | None = None
+    weights: tuple[Weights, ...] = ()
 
 
 def register_variants(
@@ -156,9 +159,13 @@ def register_variants(
         builder.__doc__ = variant.doc
         builder.__module__ = make.__module__
         options = dict(common, ref_source=variant.ref_source or common.get("ref_source", ""))
-        register_model(name=name, ref_params=variant.ref_params, ref_macs=variant.ref_macs, **options)(
-            builder
-        )
+        register_model(
+            name=name,
+            ref_params=variant.ref_params,
+            ref_macs=variant.ref_macs,
+            weights=variant.weights,
+            **options,
+        )(builder)
         builders[name] = builder
     return builders
 
@@ -244,8 +251,9 @@ def create_model(
             if in_chans is not None and in_chans != input_size[0]:
                 raise CnnkitError(f"in_chans={in_chans} disagrees with input_size {input_size}.")
             build_kwargs["in_chans"] = input_size[0]
-        if "input_size" in inspect.signature(info.builder).parameters:
-            build_kwargs["input_size"] = input_size[-2:] if info.kind == "image" else input_size
+    if "input_size" in inspect.signature(info.builder).parameters:  # a head sized by the input
+        size = info.input_size if input_size is None else input_size
+        build_kwargs["input_size"] = size[-2:] if info.kind == "image" else size
     try:
         model = info.builder(**build_kwargs)
     except TypeError as exc:

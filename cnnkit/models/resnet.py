@@ -15,10 +15,6 @@ The blocks live in ``cnnkit/models/layers/residual.py``, shared with the CIFAR n
 
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
-
-from cnnkit.models.layers import make_act
 from cnnkit.models.layers.residual import (
     PREACT_PAPER,
     RESNET_PAPER,
@@ -28,44 +24,13 @@ from cnnkit.models.layers.residual import (
     PreActBasicBlock,
     PreActBottleneck,
     ResNetBase,
-    block_options,
-    conv1x1,
-    init_resnet_weights,
-    projection_bn,
 )
 from cnnkit.models.registry import Variant, register_variants
-
-IMAGENET_WIDTHS = (64, 128, 256, 512)
-IMAGENET_STRIDES = (1, 2, 2, 2)
 
 
 class ResNet(ResNetBase):
     """ResNet v1 for ImageNet (paper Table 1): 7x7/2 conv, 3x3/2 max-pool, four stages
     of 64-128-256-512 planes (the last three stride 2), global average pool, fc."""
-
-    def __init__(
-        self,
-        block: type[nn.Module],
-        layers: tuple[int, int, int, int],
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        act: str = "relu",
-        zero_init_residual: bool = False,
-        stride_in_1x1: bool = False,
-    ) -> None:
-        super().__init__()
-        opts = block_options(block, act, stride_in_1x1)
-        self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = make_act(act, 64)
-        self.maxpool = nn.MaxPool2d(3, 2, padding=1)
-        chs = self.add_stages(block, 64, IMAGENET_WIDTHS, layers, IMAGENET_STRIDES, projection_bn, **opts)
-        self.add_head(chs, num_classes)
-        init_resnet_weights(self, zero_init_residual)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
 class PreActResNet(ResNetBase):
@@ -77,34 +42,8 @@ class PreActResNet(ResNetBase):
     ``resnetv2_50``.
     """
 
-    def __init__(
-        self,
-        block: type[nn.Module],
-        layers: tuple[int, int, int, int],
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        act: str = "relu",
-        zero_init_residual: bool = False,
-        stride_in_1x1: bool = False,
-    ) -> None:
-        super().__init__()
-        opts = block_options(block, act, stride_in_1x1)
-        self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, padding=3, bias=False)
-        self.maxpool = nn.MaxPool2d(3, 2, padding=1)
-        # pre-activation projection shortcut: a bare 1x1 conv on the already normalised input
-        chs = self.add_stages(block, 64, IMAGENET_WIDTHS, layers, IMAGENET_STRIDES, conv1x1, **opts)
-        self.final_bn = nn.BatchNorm2d(chs)
-        self.final_act = make_act(act, chs)
-        self.add_head(chs, num_classes)
-        init_resnet_weights(self, zero_init_residual)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.conv1(x))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.final_act(self.final_bn(x))
-
-
-_V1 = dict(family="resnet", input_size=(3, 224, 224), paper=RESNET_PAPER, year=2015, ref_source=TORCHVISION)
+_V1 = dict(input_size=(3, 224, 224), paper=RESNET_PAPER, year=2015, ref_source=TORCHVISION)
 globals().update(
     register_variants(
         ResNet,
@@ -170,7 +109,6 @@ globals().update(
             "preact_resnet101": _v2((3, 4, 23, 3), 44_541_480, "resnet101", 44_549_160),
             "preact_resnet152": _v2((3, 8, 36, 3), 60_185_128, "resnet152", 60_192_808),
         },
-        family="resnet",
         input_size=(3, 224, 224),
         paper=PREACT_PAPER,
         year=2016,

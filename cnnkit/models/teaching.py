@@ -22,39 +22,36 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cnnkit.errors import CnnkitError
-from cnnkit.models.layers import ClassifierNet, make_act
-from cnnkit.models.registry import Variant, register_variants
+from cnnkit.models.layers import SizedNet, check_min_size, make_act
+from cnnkit.models.registry import register_model
 
 _DL4CV = "Rosebrock, Deep Learning for Computer Vision with Python (seed 003 notes)"
+_COMMON = dict(input_size=(3, 32, 32), num_classes=10, year=2017)
 
 
-class ShallowCNN(ClassifierNet):
-    """conv 32@3x3 'same' -> act -> flatten -> dense: every pixel's 32 features feed the classifier."""
+@register_model(
+    name="shallow_cnn",
+    paper=_DL4CV,
+    ref_params=328_586,
+    ref_source="computed by hand from the seed 003 Keras code at 32x32x3: conv 3*3*3*32 + 32 = 896, "
+    "dense 32*32*32*10 + 10 = 327,690",
+    **_COMMON,
+)
+class ShallowCNN(SizedNet):
+    """Seed 003's ShallowNet: conv 32@3x3 'same' -> act -> flatten -> dense, so every
+    pixel's 32 features feed the classifier."""
 
-    classifier_path = "fc"
+    head_path = ("flatten",)
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        in_chans: int = 3,
-        input_size: tuple[int, int] = (32, 32),
-        act: str = "relu",
-    ) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.conv = nn.Conv2d(in_chans, 32, 3, padding=1)
+    def build(self, act: str = "relu") -> None:
+        self.conv = nn.Conv2d(self.in_chans, 32, 3, padding=1)
         self.act = make_act(act, 32)
         self.flatten = nn.Flatten()
-        self.num_features = 32 * input_size[0] * input_size[1]
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.num_features = 32 * self.input_size[0] * self.input_size[1]
+        self.fc = nn.Linear(self.num_features, self.num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.conv(x))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.flatten(x)
-        return x if pre_logits else self.fc(x)
 
 
 def _conv_act_bn(in_chs: int, out_chs: int, act: str) -> list[nn.Module]:
@@ -62,26 +59,25 @@ def _conv_act_bn(in_chs: int, out_chs: int, act: str) -> list[nn.Module]:
     return [nn.Conv2d(in_chs, out_chs, 3, padding=1), make_act(act, out_chs), nn.BatchNorm2d(out_chs)]
 
 
-class MiniVGG(ClassifierNet):
-    """MiniVGGNet: (conv-act-BN) x2, pool, dropout, for 32 and 64 filters; dense 512 head."""
+@register_model(
+    name="mini_vgg",
+    paper=_DL4CV,
+    ref_params=2_169_770,
+    ref_source="computed by hand at 32x32x3: convs 896 + 9,248 + 18,496 + 36,928, BN gamma/beta 64 + 64 "
+    "+ 128 + 128 + 1,024, dense 2,097,664 + 5,130 (Keras: 2,171,178, counting BN moving statistics)",
+    **_COMMON,
+)
+class MiniVGG(SizedNet):
+    """MiniVGGNet of the DL4CV book: (conv-act-BN) x2, pool, dropout, for 32 and 64
+    filters; dense 512 -> act -> BN -> dropout 0.5 -> classes."""
 
     classifier_path = "fc2"
+    head_path = ("flatten", "fc1", "act", "bn", "dropout")
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        in_chans: int = 3,
-        input_size: tuple[int, int] = (32, 32),
-        act: str = "relu",
-    ) -> None:
-        super().__init__()
-        if min(input_size) < 4:
-            raise CnnkitError(
-                f"mini_vgg needs at least 4x4 input (two 2x2 pools), got {input_size[0]}x{input_size[1]}."
-            )
-        self.num_classes = num_classes
+    def build(self, act: str = "relu") -> None:
+        check_min_size("mini_vgg", self.input_size, 4, " (two 2x2 pools)")
         self.features = nn.Sequential(
-            *_conv_act_bn(in_chans, 32, act),
+            *_conv_act_bn(self.in_chans, 32, act),
             *_conv_act_bn(32, 32, act),
             nn.MaxPool2d(2),
             nn.Dropout(0.25),
@@ -91,42 +87,33 @@ class MiniVGG(ClassifierNet):
             nn.Dropout(0.25),
         )
         self.flatten = nn.Flatten()
-        h, w = (s // 4 for s in input_size)
+        h, w = (s // 4 for s in self.input_size)
         self.fc1 = nn.Linear(64 * h * w, 512)
         self.act = make_act(act, 512)
         self.bn = nn.BatchNorm1d(512)
         self.dropout = nn.Dropout(0.5)
         self.num_features = 512
-        self.fc2 = nn.Linear(512, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(self.bn(self.act(self.fc1(self.flatten(x)))))
-        return x if pre_logits else self.fc2(x)
+        self.fc2 = nn.Linear(512, self.num_classes)
 
 
-class SeedCifarCNN(ClassifierNet):
-    """Seed 001's CIFAR-10 CNN: 3 x (Keras-'same' 2x2 conv -> act -> 2x2 max-pool), dense 500, dense 10."""
+@register_model(
+    name="seed_cifar_cnn",
+    paper="Keras CIFAR-10 CNN of the seed 001 course notes (no paper; year approximate)",
+    ref_params=528_054,
+    ref_source="the Keras model.summary() printed in seed 001 (Total params: 528,054)",
+    **_COMMON,
+)
+class SeedCifarCNN(SizedNet):
+    """Seed 001's CIFAR-10 CNN, shape for shape its Keras summary: 3 x (Keras-'same' 2x2
+    conv -> act -> 2x2 max-pool), dense 500, dense 10."""
 
     classifier_path = "fc2"
+    head_path = ("flatten", "fc1", "act")
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        in_chans: int = 3,
-        input_size: tuple[int, int] = (32, 32),
-        act: str = "relu",
-    ) -> None:
-        super().__init__()
-        if min(input_size) < 8:
-            raise CnnkitError(
-                f"seed_cifar_cnn needs at least 8x8 input (three 2x2 pools), got {input_size[0]}x{input_size[1]}."
-            )
-        self.num_classes = num_classes
+    def build(self, act: str = "relu") -> None:
+        check_min_size("seed_cifar_cnn", self.input_size, 8, " (three 2x2 pools)")
         layers: list[nn.Module] = []
-        chans = in_chans
+        chans = self.in_chans
         for filters in (16, 32, 64):
             layers += [
                 nn.ZeroPad2d((0, 1, 0, 1)),  # Keras 'same' for a 2x2 kernel: pad right and bottom
@@ -137,65 +124,8 @@ class SeedCifarCNN(ClassifierNet):
             chans = filters
         self.features = nn.Sequential(*layers)
         self.flatten = nn.Flatten()
-        h, w = (s // 8 for s in input_size)
+        h, w = (s // 8 for s in self.input_size)
         self.fc1 = nn.Linear(64 * h * w, 500)
         self.act = make_act(act, 500)
         self.num_features = 500
-        self.fc2 = nn.Linear(500, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.act(self.fc1(self.flatten(x)))
-        return x if pre_logits else self.fc2(x)
-
-
-globals().update(
-    register_variants(
-        None,
-        {
-            "shallow_cnn": Variant(
-                (),
-                328_586,
-                "Seed 003's ShallowNet: one 3x3 conv layer and a dense classifier.",
-                ref_source="computed by hand from the seed 003 Keras code at 32x32x3: conv 3*3*3*32 + 32 = 896, "
-                "dense 32*32*32*10 + 10 = 327,690",
-                build=ShallowCNN,
-            ),
-            "mini_vgg": Variant(
-                (),
-                2_169_770,
-                "MiniVGGNet of the DL4CV book (seed 003): two conv blocks (32, 64) with BN and dropout.",
-                ref_source="computed by hand at 32x32x3: convs 896 + 9,248 + 18,496 + 36,928, BN gamma/beta 64 + 64 "
-                "+ 128 + 128 + 1,024, dense 2,097,664 + 5,130 (Keras: 2,171,178, counting BN moving statistics)",
-                build=MiniVGG,
-            ),
-        },
-        sized=True,
-        family="teaching",
-        input_size=(3, 32, 32),
-        num_classes=10,
-        paper=_DL4CV,
-        year=2017,
-    )
-)
-globals().update(
-    register_variants(
-        SeedCifarCNN,
-        {
-            "seed_cifar_cnn": Variant(
-                (),
-                528_054,
-                "Seed 001's small CIFAR-10 CNN, shape for shape the same as its Keras summary.",
-                ref_source="the Keras model.summary() printed in seed 001 (Total params: 528,054)",
-            )
-        },
-        sized=True,
-        family="teaching",
-        input_size=(3, 32, 32),
-        num_classes=10,
-        paper="Keras CIFAR-10 CNN of the seed 001 course notes (no paper; year approximate)",
-        year=2017,
-    )
-)
+        self.fc2 = nn.Linear(500, self.num_classes)

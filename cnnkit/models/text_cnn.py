@@ -163,7 +163,6 @@ class TextCNN(ClassifierNet):
 
 
 @register_model(
-    family="text_cnn",
     input_size=(64,),
     num_classes=2,
     paper="Kim, Convolutional Neural Networks for Sentence Classification (EMNLP); seed 004 section 5.3.8",

@@ -13,11 +13,11 @@ summary shows the same rows as the Keras model; its flatten head depends on the 
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
-from cnnkit.errors import CnnkitError
 from cnnkit.models.layers import ClassifierNet, LocalResponseNorm, make_act
+from cnnkit.models.layers.classifier import FC6_FC7, SizedNet, check_min_size, dense_head
+from cnnkit.models.layers.init import init_like_torchvision
 from cnnkit.models.registry import Variant, register_model, register_variants
 
 # Table 1 of the paper: filters per 3x3 conv, "M" = 2x2/2 max-pool, "LRN" = local response norm.
@@ -73,36 +73,11 @@ def make_features(config: list[int | str], in_chans: int, batch_norm: bool, act:
     return nn.Sequential(*layers)
 
 
-def make_classifier(in_features: int, num_classes: int, act: str, drop_rate: float) -> nn.Sequential:
-    """fc6-fc7-fc8 as torchvision orders them: Linear, act, Dropout, Linear, act, Dropout, Linear."""
-    return nn.Sequential(
-        nn.Linear(in_features, 4096),
-        make_act(act, 4096),
-        nn.Dropout(drop_rate),
-        nn.Linear(4096, 4096),
-        make_act(act, 4096),
-        nn.Dropout(drop_rate),
-        nn.Linear(4096, num_classes),
-    )
-
-
-def _init_like_torchvision(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0.0, 0.01)
-            nn.init.zeros_(m.bias)
-
-
 class VGG(ClassifierNet):
     """VGG trunk + adaptive 7x7 average pool + three dense layers (torchvision layout)."""
 
     classifier_path = "classifier.6"
+    head_path = ("avgpool", "flatten", *FC6_FC7)
 
     def __init__(
         self,
@@ -119,15 +94,8 @@ class VGG(ClassifierNet):
         self.features = make_features(config, in_chans, batch_norm, act)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.flatten = nn.Flatten()
-        self.classifier = make_classifier(512 * 7 * 7, num_classes, act, drop_rate)
-        _init_like_torchvision(self)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.classifier[:6](self.flatten(self.avgpool(x)))
-        return x if pre_logits else self.classifier[6](x)
+        self.classifier = dense_head(512 * 7 * 7, num_classes, act, drop_rate)
+        init_like_torchvision(self)
 
 
 def _variant(config: str, batch_norm: bool, params: int, macs: float, source: str = _TV) -> Variant:
@@ -152,7 +120,6 @@ globals().update(
             "vgg16_bn": _variant("D", True, 138_365_992, 15.47e9),
             "vgg19_bn": _variant("E", True, 143_678_248, 19.63e9),
         },
-        family="vgg",
         input_size=(3, 224, 224),
         paper=_PAPER,
         year=2014,
@@ -160,9 +127,19 @@ globals().update(
 )
 
 
-class KerasVGG16(ClassifierNet):
-    """The seed's Keras ``build_VGG_16``: ZeroPadding2D((1,1)) before every 'valid' 3x3 conv,
-    2x2/2 max-pools, Flatten, Dense 4096 + Dropout 0.5, Dense 4096 + Dropout 0.5, Dense classes.
+@register_model(
+    name="keras_vgg16",
+    input_size=(3, 224, 224),
+    paper=_PAPER,
+    year=2014,
+    ref_params=138_357_544,
+    ref_macs=15.47e9,
+    ref_source="Keras VGG16 with top (138,357,544), the same layers as the seed's build_VGG_16 at 224x224x3",
+)
+class KerasVGG16(SizedNet):
+    """The seed's Keras ``build_VGG_16``, row for row: ZeroPadding2D((1,1)) before every
+    'valid' 3x3 conv, 2x2/2 max-pools, Flatten, Dense 4096 + Dropout 0.5, Dense 4096 +
+    Dropout 0.5, Dense classes.
 
     The first dense layer sees ``512 * (H // 32) * (W // 32)`` features (Keras pools floor),
     so the model is built for one ``input_size``; at 224x224 with 1000 classes it has the
@@ -170,24 +147,13 @@ class KerasVGG16(ClassifierNet):
     """
 
     classifier_path = "classifier.6"
+    head_path = ("flatten", *FC6_FC7)
 
-    def __init__(
-        self,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        input_size: tuple[int, int] = (224, 224),
-        act: str = "relu",
-        drop_rate: float = 0.5,
-    ) -> None:
-        super().__init__()
-        if min(input_size) < 32:
-            raise CnnkitError(
-                f"keras_vgg16 needs at least 32x32 input (five 2x2 pools), got {input_size[0]}x{input_size[1]}."
-            )
-        self.num_classes = num_classes
+    def build(self, act: str = "relu", drop_rate: float = 0.5) -> None:
+        check_min_size("keras_vgg16", self.input_size, 32, " (five 2x2 pools)")
         self.num_features = 4096
         layers: list[nn.Module] = []
-        channels = in_chans
+        channels = self.in_chans
         for item in CONFIGS["D"]:
             if item == "M":
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
@@ -196,30 +162,7 @@ class KerasVGG16(ClassifierNet):
                 channels = int(item)
         self.features = nn.Sequential(*layers)
         self.flatten = nn.Flatten()
-        h, w = (s // 32 for s in input_size)
+        h, w = (s // 32 for s in self.input_size)
         # Keras order: Dense, Dropout, Dense, Dropout, Dense (activations fused in Keras, rows here)
-        self.classifier = make_classifier(512 * h * w, num_classes, act, drop_rate)
-        _init_like_torchvision(self)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.classifier[:6](self.flatten(x))
-        return x if pre_logits else self.classifier[6](x)
-
-
-@register_model(
-    family="vgg",
-    input_size=(3, 224, 224),
-    paper=_PAPER,
-    year=2014,
-    ref_params=138_357_544,
-    ref_macs=15.47e9,
-    ref_source="Keras VGG16 with top (138,357,544), the same layers as the seed's build_VGG_16 at 224x224x3",
-)
-def keras_vgg16(
-    num_classes: int = 1000, in_chans: int = 3, input_size: tuple[int, int] = (224, 224), **kwargs
-) -> KerasVGG16:
-    """The seed's Keras VGG16, row for row (ZeroPadding2D + Conv2D ... Flatten + Dense)."""
-    return KerasVGG16(num_classes=num_classes, in_chans=in_chans, input_size=input_size, **kwargs)
+        self.classifier = dense_head(512 * h * w, self.num_classes, act, drop_rate)
+        init_like_torchvision(self)

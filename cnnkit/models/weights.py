@@ -68,15 +68,12 @@ def load_weights(model: nn.Module, source: str | Path | dict[str, torch.Tensor])
         def show(items: list[str]) -> str:
             return ", ".join(items[:5]) + (f" (+{len(items) - 5} more)" if len(items) > 5 else "")
 
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {show(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {show(unexpected)}")
-        if wrong:
-            parts.append(f"shape mismatches (file vs model): {show(wrong)}")
-        raise CnnkitError(
-            f"weights do not fit {name}: {'; '.join(parts)}. Check the architecture name and num_classes."
-        )
+        lists = {
+            "missing keys": missing,
+            "unexpected keys": unexpected,
+            "shape mismatches (file vs model)": wrong,
+        }
+        parts = "; ".join(f"{label}: {show(keys)}" for label, keys in lists.items() if keys)
+        raise CnnkitError(f"weights do not fit {name}: {parts}. Check the architecture name and num_classes.")
     model.load_state_dict(state, strict=True)
     return model

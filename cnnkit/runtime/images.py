@@ -102,8 +102,20 @@ def display_image(data: bytes, longest: int = 512) -> Image.Image:
 
 
 def prepare(item: Any, pre: Preprocess) -> np.ndarray:
-    """One image (path, bytes, PIL image or array) -> normalised float32 (C, H, W) array."""
-    return pre.load_one(item).numpy()
+    """One image (path, bytes, PIL image or array) -> normalised float32 (C, H, W) array.
+
+    Normalised with NumPy, not torch: this runs in decoding threads next to the model's
+    forward pass, and a torch op called from another thread starts its own OpenMP team,
+    oversubscribing the cores the model is using (what :func:`cnnkit.preprocess.normalize`
+    computes, in the same float32 order: pixels * (1/255/std) - mean/std).
+    """
+    pixels = pre.pixels(item)
+    std = np.asarray(pre.std, dtype=np.float32).reshape(-1, 1, 1)
+    mean = np.asarray(pre.mean, dtype=np.float32).reshape(-1, 1, 1)
+    out = pixels.astype(np.float32)
+    out *= np.float32(1 / 255) / std
+    out -= mean / std
+    return out
 
 
 def to_batch(images: Sequence[Any], pre: Preprocess) -> torch.Tensor:

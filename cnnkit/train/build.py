@@ -49,7 +49,7 @@ def build_run(
             return make_datamodule(image_size, in_chans, normalize, None)
         dm = make_datamodule(image_size, in_chans, normalize, "default")
         if dm.split_sizes().get("train", 0) >= BIG_DATA:
-            dm = make_datamodule(image_size, in_chans, normalize, None)
+            dm.use_augment(None)  # the same loaded images and statistics, no augmentation
         return dm
 
     out: dict[str, Any] = {"plan": None, "advice": None}

@@ -21,9 +21,9 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
-from cnnkit.data.loaders import SeededBatchSampler, memory_split_loader
+from cnnkit.data.loaders import SeededBatchSampler
+from cnnkit.data.text import MemorySplitLoaders
 
 
 def can_cache(plan: Any, dm: Any, config: Any) -> bool:
@@ -113,7 +113,7 @@ def open_cache(model: nn.Module, config: Any, dm: Any, run_dir: Any) -> DiskCach
         return None
 
 
-class FeatureDataModule(L.LightningDataModule):
+class FeatureDataModule(MemorySplitLoaders, L.LightningDataModule):
     """Loaders of (feature vector, label) batches, with the image datamodule's batch size and seed."""
 
     def __init__(self, model: nn.Module, dm: Any, config: Any, run_dir: Any, device: torch.device) -> None:
@@ -124,13 +124,3 @@ class FeatureDataModule(L.LightningDataModule):
             s: embed_split(model, dm, s, device, cache) for s in dm.split_sizes() if s in ("train", "val")
         }
         self._samplers: dict[str, SeededBatchSampler] = {}
-
-    def _loader(self, split: str, train: bool) -> DataLoader:
-        x, y = self.splits[split]
-        return memory_split_loader(self._samplers, split, x, y, self.batch_size, self.seed, train)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)

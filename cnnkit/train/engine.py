@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from torch import nn
 
 from cnnkit.errors import CnnkitError
-from cnnkit.fileio import write_json_atomic, write_text_atomic
+from cnnkit.fileio import read_json, write_json_atomic, write_text_atomic
 from cnnkit.runs import (
     BEST_CKPT,
     CLASSES_FILE,
@@ -42,6 +42,49 @@ from cnnkit.train.module import ClassifierModule, evaluate, ten_crop_accuracy
 from cnnkit.train.optim import learning_rate
 from cnnkit.train.quiet import quiet_lightning
 
+# CPU training in channels_last: the rule, and the table that backs it, from
+# ``python bench/bench_channels_last.py`` (one SGD step, NCHW time / NHWC time): NHWC wins for
+# depthwise nets (MobileNetV2 1.43x, EfficientNet-Lite0 1.76x at 64 px) and for CIFAR-sized
+# inputs (NIN 1.52x, CIFAR ResNet-20 1.14x, pre-act ResNet-110 1.21x, MiniVGG 1.08x); it loses
+# for LeNet-sized nets (LeNet-5 0.90x) and ImageNet ResNet-18 at 64 px (0.86x). A rule, not a
+# timed probe, so that a rerun on a busy machine makes the same choice (the two layouts round
+# differently, and reruns must be identical).
+CHANNELS_LAST_MAX_SIDE = 32
+CHANNELS_LAST_MIN_MACS = 1_000_000
+
+
+def cpu_channels_last(
+    model: torch.nn.Module, input_size: tuple[int, ...] | None = None, macs: int | None = None
+) -> bool:
+    """Whether training ``model`` on a CPU uses channels_last: for nets with depthwise
+    convolutions, and for inputs of at most 32x32 pixels on nets of at least 1M
+    multiply-adds per image (``macs``: from the summary; counted here when not given)."""
+    size = tuple(input_size or getattr(model, "default_input_size", None) or ())
+    if len(size) != 3:  # text models and unknown inputs: nothing to decide
+        return False
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    if any(c.groups > 1 and c.groups == c.in_channels for c in convs):
+        return True
+    if not convs or max(size[1:]) > CHANNELS_LAST_MAX_SIDE:
+        return False
+    if macs is None:
+        from cnnkit.summary import summary
+
+        macs = summary(model, size).total_macs
+    return macs >= CHANNELS_LAST_MIN_MACS
+
+
+def _cpu_layout(
+    model: torch.nn.Module, input_size: tuple[int, ...], resumed: Path | None, table: Any
+) -> bool:
+    """The CPU layout decision (:func:`cpu_channels_last`); a resumed run keeps the one it
+    started with, whatever the rule says now."""
+    if resumed is not None:
+        saved = read_json(resumed / CONFIG_FILE).get("resolved", {}).get("channels_last")
+        if isinstance(saved, bool):
+            return saved
+    return cpu_channels_last(model, input_size, getattr(table, "total_macs", None))
+
 
 def resolve_hardware(config: TrainConfig) -> dict[str, Any]:
     """Precision, memory format and determinism for the device the run will use."""
@@ -59,7 +102,10 @@ def resolve_hardware(config: TrainConfig) -> dict[str, Any]:
     return {
         "gpu": gpu,
         "precision": precision,
-        "channels_last": gpu if config.channels_last is None else bool(config.channels_last),
+        # None on a CPU: decided by cpu_channels_last once the model exists
+        "channels_last": (True if gpu else None)
+        if config.channels_last is None
+        else bool(config.channels_last),
         "deterministic": (not gpu) if config.deterministic is None else bool(config.deterministic),
     }
 
@@ -114,6 +160,8 @@ def run_training(
             raise
         dm, model, table, plan = built["dm"], built["model"], built["table"], built["plan"]
         input_size = tuple(int(d) for d in dm.input_size)
+        if hw["channels_last"] is None:
+            hw["channels_last"] = _cpu_layout(model, input_size, run_dir if resume else None, table)
         if writer:
             _write_run_files(run_dir, config, dm, table, hw, input_size, plan)
         if hw["gpu"]:

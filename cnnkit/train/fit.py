@@ -174,10 +174,13 @@ def resolve_config(
     config.model = model if model is not None else config.model
     config.data = data if data is not None else config.data
     if isinstance(config.data, (str, os.PathLike)) and str(config.data).lower() != "digits":
-        path = Path(config.data).expanduser()
+        from cnnkit.data.sources import resolve_dataset
+
+        path = Path(resolve_dataset(str(config.data))).expanduser()
         if not path.exists():  # checked here too so that a typo fails before Lightning is imported
             raise CnnkitError(
-                f"data path {path} does not exist. Pass an image folder, an MNIST/CIFAR folder or 'digits'."
+                f"data path {path} does not exist. Pass an image folder, an MNIST/CIFAR folder, 'digits' or "
+                "a dataset name (MNIST, FashionMNIST, CIFAR10)."
             )
         config.data = str(path.resolve())  # config.json must work from any folder
     config.validate()

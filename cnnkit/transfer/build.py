@@ -15,6 +15,9 @@ from torch import nn
 from cnnkit.errors import CnnkitError
 from cnnkit.transfer.regimes import TransferNet, TransferPlan, check_cut, make_head
 
+# TransferPlan's keyword options, read from the TrainConfig fields of the same names.
+PLAN_OPTIONS = ("warmup_epochs", "freeze", "unfreeze_at", "train_bn", "backbone_lr_mult")
+
 
 def weights_record(name: str, pretrained: Any = True) -> Any:
     """The weights record (``cnnkit.models.get_weights``) for ``pretrained`` True or a TAG;
@@ -127,16 +130,8 @@ def build_network(
     elif config.head == "mlp":
         head = make_head(int(model.num_features), num_classes, "mlp", config.head_hidden, config.head_dropout)
         model = TransferNet(model, head)
-    plan = TransferPlan(
-        model,
-        config.regime,
-        warmup_epochs=config.warmup_epochs,
-        freeze=config.freeze,
-        unfreeze_at=config.unfreeze_at,
-        train_bn=config.train_bn,
-        backbone_lr_mult=config.backbone_lr_mult,
-    )
-    return model, plan
+    options = {name: getattr(config, name) for name in PLAN_OPTIONS}
+    return model, TransferPlan(model, config.regime, **options)
 
 
 def network_for_run(config: dict[str, Any], num_classes: int, input_size: tuple[int, ...]) -> nn.Module:

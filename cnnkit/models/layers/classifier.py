@@ -16,28 +16,37 @@ import torch
 import torch.nn as nn
 
 from cnnkit.errors import CnnkitError
+from cnnkit.models.layers.activations import make_act
 from cnnkit.models.layers.stages import StageLayout, _Stop, analyse, partition
 
 
 class ClassifierNet(nn.Module):
     """Base class of every zoo model: ``forward(x) = forward_head(forward_features(x))``.
 
-    Subclasses implement ``forward_features`` and ``forward_head`` and set
-    ``classifier_path`` to the dotted name of their last (classifying) layer, e.g.
-    ``"fc"`` for ResNet or ``"classifier.6"`` for VGG, as torchvision names them.
-    A subclass may set ``default_cam_layer`` when the last stage is not the best CAM target.
+    Subclasses set ``classifier_path`` to the dotted name of their last (classifying)
+    layer, e.g. ``"fc"`` for ResNet or ``"classifier.6"`` for VGG, as torchvision names
+    them, and ``head_path`` to the modules that run, in order, between the trunk and that
+    layer (pooling, flatten, hidden dense layers, dropout). Most nets then need no
+    ``forward_head`` of their own, and none a ``forward_features`` when the trunk is one
+    ``features`` module (torchvision's layout). A subclass may set ``default_cam_layer``
+    when the last stage is not the best CAM target.
     """
 
     classifier_path: str = "fc"
+    head_path: tuple[str, ...] = ()
     default_cam_layer: str | None = None
     num_classes: int
     num_features: int  # width of the representation that enters the classifier
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The convolutional trunk, unpooled: the ``features`` module unless overridden."""
+        return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        raise NotImplementedError
+        """The ``head_path`` modules in order, then the classifier (not with ``pre_logits``)."""
+        for name in self.head_path:
+            x = self.get_submodule(name)(x)
+        return x if pre_logits else self.get_classifier()(x)
 
     def forward(self, x: torch.Tensor) -> Any:
         return self.forward_head(self.forward_features(x))
@@ -143,13 +152,50 @@ class ClassifierNet(nn.Module):
         return summary(self, input_size, **kwargs)
 
 
-class PooledClassifierNet(ClassifierNet):
-    """A :class:`ClassifierNet` whose head is global pool -> flatten -> dropout -> classifier,
-    as in the Inception family. Subclasses build ``flatten``, ``dropout`` and the modules
-    named by ``pool_path`` and ``classifier_path`` (torchvision's and timm's names differ)."""
+class SizedNet(ClassifierNet):
+    """A net whose dense head is sized by its input (a flatten head, as Keras builds one), so
+    it is built for one input: ``in_chans`` x ``input_size`` (H, W), kept as attributes. That
+    is the size the model is registered with, unless ``create_model(..., input_size=...)``
+    asks for another.
 
-    pool_path: str = "avgpool"
+    The arguments every such net takes are handled here once; a subclass implements
+    :meth:`build`, whose keyword arguments are the architecture's options (``act``,
+    ``drop_rate``, ...), as a Keras layer is built once its input shape is known.
+    """
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(self.flatten(self.get_submodule(self.pool_path)(x)))
-        return x if pre_logits else self.get_classifier()(x)
+    def __init__(self, num_classes: int, in_chans: int, input_size: tuple[int, int], **options: Any) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.build(**options)
+
+    def build(self, **options: Any) -> None:
+        """Add the layers for ``self.in_chans`` x ``self.input_size`` inputs; set ``num_features``."""
+        raise NotImplementedError
+
+
+def check_min_size(name: str, input_size: tuple[int, int], minimum: int, hint: str = "") -> None:
+    """One clear line, at build time, when ``input_size`` (H, W) is below ``minimum`` pixels:
+    the nets whose dense head is sized by the input would otherwise fail in a shape error."""
+    if min(input_size) < minimum:
+        raise CnnkitError(
+            f"{name} needs at least {minimum}x{minimum} input, got {input_size[0]}x{input_size[1]}{hint}."
+        )
+
+
+# torchvision's ``classifier`` before its last Linear (fc6 and fc7 with their activations
+# and dropouts): the ``head_path`` of AlexNet, VGG and the MSRA PReLU nets.
+FC6_FC7 = tuple(f"classifier.{i}" for i in range(6))
+
+
+def dense_head(
+    in_features: int, num_classes: int, act: str, drop_rate: float, drop_first: bool = False
+) -> nn.Sequential:
+    """fc6-fc7-fc8 in torchvision's order: (Linear 4096, act, Dropout) x 2, Linear classes
+    (VGG, PReLU nets); ``drop_first`` puts each Dropout before its Linear (AlexNet)."""
+    layers: list[nn.Module] = []
+    for width in (in_features, 4096):
+        unit = [nn.Linear(width, 4096), make_act(act, 4096)]
+        layers += [nn.Dropout(drop_rate), *unit] if drop_first else [*unit, nn.Dropout(drop_rate)]
+    return nn.Sequential(*layers, nn.Linear(4096, num_classes))
