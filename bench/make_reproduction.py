@@ -198,7 +198,7 @@ def time_to_accuracy(groups: dict[str, list[Run]]) -> list[str]:
     ]
     rows = 0
     for name, runs in sorted(groups.items()):
-        if dataset_name(load_recipe(name)) != "CIFAR-10" or load_recipe(name)["config"].get("pretrained"):
+        if dataset_name(load_recipe(name)) != "CIFAR-10" or load_recipe(name).get("pretrained"):
             continue
         for run in runs:
             cells = []
