@@ -47,6 +47,18 @@ def need_chromium() -> str:
 
 
 @pytest.fixture
+def one_torch_thread() -> object:
+    """In-process training on one thread (same numbers; less contention on a busy CI machine).
+    The training test modules use it for every test (``pytestmark``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def chromium() -> str:
     return need_chromium()
 

@@ -37,13 +37,7 @@ RUN_FILES = (
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    """In-process training on one thread (same numbers; less contention on a busy CI machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def cnnkit_train(*args: str) -> list[str]:

@@ -26,13 +26,7 @@ def mnist_train() -> tuple[torch.Tensor, torch.Tensor]:
     return load_idx_data(need("datasets", "MNIST", "raw"), limit=12_000).splits["train"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    """In-process training on one thread (same numbers; less contention on a busy CI machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_lenet5_on_12k_mnist_images_reaches_97_percent_in_3_epochs(

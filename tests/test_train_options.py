@@ -18,13 +18,7 @@ from cnnkit.errors import CnnkitError
 from cnnkit.train import TrainConfig
 from cnnkit.train.config import monitor_mode
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def train_help() -> str:

@@ -27,13 +27,7 @@ def digits_batch() -> tuple[torch.Tensor, torch.Tensor]:
     return next(iter(dm.train_dataloader()))
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    """One thread: same numbers, far less contention on a busy CI machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
