@@ -12,8 +12,12 @@ the median over repeats is reported:
   ToTensor-like contiguous CHW -> normalise``, stack, ``model.eval()`` under
   ``torch.no_grad()``, softmax top-5.
 * **cnnkit torch** - :func:`cnnkit.runtime.predict_paths` with a :class:`TorchRuntime`
-  (inference_mode; channels_last and a frozen TorchScript graph, each when its trial says
-  so - the NHWC and frozen columns; decode/resize in a thread pool ahead of the model).
+  (inference_mode; the fastest of NCHW / channels_last x eager / frozen TorchScript in
+  its first-batch race - the NHWC and graph columns; decode/resize in a thread pool ahead
+  of the model).
+* **cnnkit compiled** - the same with ``TorchRuntime(optimize="compile")``
+  (``cnnkit predict --compile``): TorchInductor, compiled on the warm-up batch, outside the
+  timing; the compile seconds are their own column.
 * **cnnkit onnx** - the same pipeline with the model exported by :mod:`cnnkit.export` and
   run by onnxruntime.
 
@@ -124,19 +128,22 @@ def bench_model(name: str, paths: list[Path], args: argparse.Namespace, workdir:
     rows = []
     for batch, count in ((1, args.images_b1), (16, args.images_b16)):
         subset = paths[:count]
+        compiled = Loaded(TorchRuntime(copy.deepcopy(model), optimize="compile"), classes, pre, name, name)
         runs = {
             "plain": lambda s=subset, b=batch: plain_loop(plain_model, s, b, pre),
             "cnnkit torch": lambda s=subset, b=batch: cnnkit_path(torch_loaded, s, b),
+            "cnnkit compiled": lambda s=subset, b=batch, c=compiled: cnnkit_path(c, s, b),
             "cnnkit onnx": lambda s=subset, b=batch: cnnkit_path(onnx_loaded, s, b),
         }
-        # warm-up (and the channels_last trial) outside the timing
+        # warm-up (the race, the compile) outside the timing
         cnnkit_path(torch_loaded, subset[:batch], batch)
+        compile_s, _ = timed(cnnkit_path, compiled, subset[:batch], batch)
         cnnkit_path(onnx_loaded, subset[:batch], batch)
         plain_loop(plain_model, subset[:batch], batch, pre)
         times: dict[str, list[float]] = {k: [] for k in runs}
         answers: dict[str, list[int]] = {}
         for rep in range(args.repeats):
-            order = list(runs)[rep % 3 :] + list(runs)[: rep % 3]  # rotate who goes first
+            order = list(runs)[rep % len(runs) :] + list(runs)[: rep % len(runs)]  # rotate who goes first
             for key in order:
                 fn = runs[key]
                 seconds, answers[key] = timed(fn)
@@ -149,10 +156,14 @@ def bench_model(name: str, paths: list[Path], args: argparse.Namespace, workdir:
             "images": len(subset),
             **{f"{k} img/s": len(subset) / v for k, v in med.items()},
             "torch x": med["plain"] / med["cnnkit torch"],
+            "compiled x": med["plain"] / med["cnnkit compiled"],
             "onnx x": med["plain"] / med["cnnkit onnx"],
-            "top1 agree torch/onnx": (agree["cnnkit torch"], agree["cnnkit onnx"]),
+            "compile s": compile_s,
+            "top1 agree torch/compiled/onnx": tuple(
+                agree[f"cnnkit {k}"] for k in ("torch", "compiled", "onnx")
+            ),
             "channels_last": torch_loaded.runtime.channels_last,
-            "frozen": torch_loaded.runtime.frozen is not None,
+            "graph": torch_loaded.runtime.choice,
         }
         rows.append(row)
         print(_fmt(row), flush=True)
@@ -162,9 +173,10 @@ def bench_model(name: str, paths: list[Path], args: argparse.Namespace, workdir:
 def _fmt(row: dict) -> str:
     return (
         f"| {row['model']:<18} | {row['batch']:>2} | {row['images']:>3} | {row['plain img/s']:7.1f} | "
-        f"{row['cnnkit torch img/s']:7.1f} | {row['cnnkit onnx img/s']:7.1f} | {row['torch x']:5.2f}x | "
-        f"{row['onnx x']:5.2f}x | {row['top1 agree torch/onnx'][0]:.2f}/{row['top1 agree torch/onnx'][1]:.2f} | "
-        f"{row['channels_last']!s:<5} | {row['frozen']!s:<6} |"
+        f"{row['cnnkit torch img/s']:7.1f} | {row['cnnkit compiled img/s']:8.1f} | {row['cnnkit onnx img/s']:7.1f} | "
+        f"{row['torch x']:5.2f}x | {row['compiled x']:5.2f}x | {row['onnx x']:5.2f}x | {row['compile s']:5.1f} | "
+        f"{'/'.join(f'{a:.2f}' for a in row['top1 agree torch/compiled/onnx'])} | "
+        f"{row['channels_last']!s:<5} | {row['graph']:<16} |"
     )
 
 
@@ -189,8 +201,8 @@ def main() -> None:
             f"median of {args.repeats} repeats, paths interleaved"
         )
         print(
-            "| model              | bs | img | plain/s | torch/s |  onnx/s | torch  | onnx   | top1 same | NHWC  | frozen |\n"
-            "|--------------------|----|-----|---------|---------|---------|--------|--------|-----------|-------|--------|"
+            "| model              | bs | img | plain/s | torch/s | compiled/s |  onnx/s | torch  | compiled | onnx   | compile s | top1 same t/c/o | NHWC  | graph            |\n"
+            "|--------------------|----|-----|---------|---------|------------|---------|--------|----------|--------|-----------|-----------------|-------|------------------|"
         )
         for name in args.models:
             bench_model(name, paths, args, Path(tmp))

@@ -1,55 +1,42 @@
-"""Which memory layout a model runs faster in on this machine: a timed trial, once.
+"""Which way of running a model is fastest on this machine: a timed race, once.
 
 channels_last (NHWC) lets oneDNN use its fastest CPU kernels for depthwise, 1x1 and small
-3x3 convolutions (MobileNetV2, EfficientNet-Lite, NIN, the CIFAR ResNets train 1.1-1.8x
-faster), but it is slower for tiny nets and for some wide ones (LeNet-5, ResNet-18 at
-64 px): ``python bench/bench_channels_last.py`` has the table. No static rule gets every
-model right, so both inference (:class:`cnnkit.runtime.TorchRuntime`) and CPU training
-(:mod:`cnnkit.train.engine`) time the real model on a real-sized batch in both layouts and
-keep the faster one.
+3x3 convolutions, but it is slower for some nets, and a frozen TorchScript graph
+(BatchNorm folded into the convolutions, prepacked oneDNN weights) wins on some layouts
+and loses on others: ResNet-18 at batch 1 here ran 20 ms frozen in NCHW but 28 ms frozen
+in NHWC, while eager NHWC took 21 ms (``python bench/bench_infer.py``). No static rule
+gets every model right, so inference (:class:`cnnkit.runtime.TorchRuntime`) races all the
+candidates on a real input and keeps the winner. Training does not race (a rerun on a busy
+machine could pick differently and round differently): it uses the deterministic rule in
+:func:`cnnkit.train.engine.cpu_channels_last`.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn as nn
 
 
-def channels_last_wins(
-    model: nn.Module,
-    x: torch.Tensor,
-    step: Callable[[nn.Module, torch.Tensor], Any] | None = None,
-    rounds: int = 3,
-    margin: float = 1.0,
-) -> bool:
-    """True when ``step(copy_of_model, x)`` is faster in channels_last than in NCHW.
+def race(candidates: dict[str, Callable[[], Any]], rounds: int = 5, warmup: int = 3) -> dict[str, float]:
+    """Best-of-``rounds`` seconds of each zero-argument callable, keyed like ``candidates``.
 
-    ``step`` defaults to a forward pass. Both layouts run on deep copies, alternating after
-    one warm-up each, so the model itself (weights, BatchNorm statistics) is untouched and
-    load from other processes hits both alike; the fastest of ``rounds`` per layout is the
-    estimate least hurt by a shared CPU. channels_last must win by ``margin`` (e.g. 1.05 =
-    5% faster), so a near tie keeps the plain layout. Runs under ``fork_rng`` so dropout in
-    the trial does not shift the caller's random stream.
+    Each candidate first runs ``warmup`` times (TorchScript's profiling executor optimises a
+    graph on its second call, oneDNN prepacks weights on its first); then the rounds
+    alternate between candidates so that load from other processes hits all of them alike,
+    and the fastest round is the estimate least hurt by a shared CPU. Runs under
+    ``fork_rng`` so a trial does not shift the caller's random stream.
     """
-    step = step or (lambda net, inp: net(inp))
-    nets = {
-        False: (copy.deepcopy(model), x.contiguous()),
-        True: (
-            copy.deepcopy(model).to(memory_format=torch.channels_last),
-            x.contiguous(memory_format=torch.channels_last),
-        ),
-    }
-    best = {False: float("inf"), True: float("inf")}
+    best = dict.fromkeys(candidates, float("inf"))
     with torch.random.fork_rng():
-        for round_ in range(rounds + 1):
-            for nhwc, (net, inp) in nets.items():
+        for fn in candidates.values():
+            for _ in range(warmup):
+                fn()
+        for _ in range(rounds):
+            for name, fn in candidates.items():
                 start = time.perf_counter()
-                step(net, inp)
-                if round_:  # round 0 is the warm-up
-                    best[nhwc] = min(best[nhwc], time.perf_counter() - start)
-    return best[True] * margin < best[False]
+                fn()
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best

@@ -60,6 +60,19 @@ def test_shift_moves_content_and_constant_fill_uses_cval(digits: torch.Tensor) -
     assert (out[..., 0] == 0.5).any() or (out[..., -1] == 0.5).any()  # uncovered columns hold cval
 
 
+def test_pad_crop_is_a_whole_pixel_shift_without_interpolation(digits: torch.Tensor) -> None:
+    out = augment_batch(digits, AugmentConfig(pad_crop=4, fill_mode="constant"), gen())
+    padded = torch.nn.functional.pad(digits, (4, 4, 4, 4))
+    shifts = []
+    for o, p in zip(out, padded, strict=True):  # every output is one exact window of the padded image
+        found = [(t, l) for t in range(9) for l in range(9) if torch.equal(o, p[:, t : t + 32, l : l + 32])]
+        assert found, "a pad-and-crop output is not an exact window: it was resampled"
+        shifts.append(found[0])
+    assert len(set(shifts)) > 10  # the windows vary from image to image
+    with pytest.raises(CnnkitError, match="whole number of pixels"):
+        AugmentConfig(pad_crop=2.5)
+
+
 def test_random_erasing_erases_the_expected_fraction(digits: torch.Tensor) -> None:
     base = torch.full((400, 3, 32, 32), 2.0)  # outside [0, 1], so every erased pixel shows
     square = AugmentConfig(random_erasing=1.0, erasing_area=(0.25, 0.25), erasing_aspect=1.0)

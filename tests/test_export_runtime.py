@@ -98,3 +98,38 @@ def test_topk_rows_and_errors():
         load_runtime("efficientnet_lite0", "tensorrt")
     with pytest.raises(CnnkitError, match="--runtime onnx"):
         load_runtime("model.onnx", "torch")
+
+
+def test_race_times_every_pairing_and_keeps_one():
+    from cnnkit.models.registry import create_model
+
+    model = create_model("cifar_resnet20").eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    runtime = TorchRuntime(model)
+    got = runtime.predict(x)
+    assert set(runtime.timings) == {
+        f"{kind} {layout}" for kind in ("eager", "frozen", "frozen+optimized") for layout in ("nchw", "nhwc")
+    }
+    layout = "nhwc" if runtime.channels_last else "nchw"
+    assert runtime.timings[f"{runtime.choice} {layout}"] == min(
+        t for k, t in runtime.timings.items() if k.startswith(runtime.choice + " ")
+    )  # the winner is the fastest of its kind
+    np.testing.assert_allclose(
+        got, TorchRuntime(model, False, optimize=False).predict(x), rtol=1e-3, atol=1e-3
+    )
+
+
+def test_compiled_runtime_pads_and_splits_to_its_one_batch_size(photos):
+    """torch.compile (Inductor, a real C++ build) on a real model: compiled at the first
+    batch's size (2), it answers batches of 1 (padded) and 3 (split) like the eager model."""
+    from cnnkit.models.registry import create_model
+    from cnnkit.preprocess import Preprocess
+
+    model = create_model("cifar_resnet20").eval()
+    x = Preprocess(size=(32, 32))(photos[:3]).numpy()
+    eager = TorchRuntime(model, channels_last=False, optimize=False)
+    compiled = TorchRuntime(model, optimize="compile")
+    np.testing.assert_allclose(compiled.predict(x[:2]), eager.predict(x[:2]), rtol=1e-3, atol=1e-3)
+    assert compiled.choice == "compiled" and compiled.batch == 2
+    for batch in (x[:1], x):
+        np.testing.assert_allclose(compiled.predict(batch), eager.predict(batch), rtol=1e-3, atol=1e-3)

@@ -43,6 +43,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="inference runtime; onnx runs --model FILE.onnx, or exports the model on the fly",
     )
     p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch runtime: compile the model with torch.compile on the first batch (7-25 s once, "
+        "then about 1.6x faster on a CPU; needs a C++ compiler)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=None,
@@ -88,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         weights=args.weights,
         classes=args.classes,
         max_image_pixels=max_image_pixels(args.max_image_pixels),
+        compile=args.compile,
     )
     results = predict_paths(
         loaded,

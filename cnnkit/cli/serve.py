@@ -25,6 +25,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--runtime", choices=("torch", "onnx"), default="torch", help="inference runtime (default: torch)"
     )
     p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch runtime: compile the model with torch.compile before serving (7-25 s at start, "
+        "then about 1.6x faster answers on a CPU; needs a C++ compiler)",
+    )
+    p.add_argument(
         "--workers", type=int, default=1, help="server processes, each with its own model (default: 1)"
     )
     p.add_argument("--topk", type=int, default=5, help="classes returned by default (default: 5)")
@@ -60,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     config = ServeConfig(
         model=args.model,
         runtime=args.runtime,
+        compile=args.compile,
         max_upload_mb=args.max_upload_mb,
         max_pixels=args.max_pixels,
         topk=args.topk,

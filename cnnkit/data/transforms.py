@@ -106,6 +106,18 @@ def random_crop(x: torch.Tensor, size: tuple[int, int], g: torch.Generator) -> t
     return torch.gather(x, 3, cols)
 
 
+def pad_and_crop(x: torch.Tensor, pad: int, config: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+    """Pad by ``pad`` pixels and cut a random patch of the input's size (whole-pixel shifts)."""
+    h, w = x.shape[-2:]
+    if config.fill_mode == "constant":
+        padded = F.pad(x, (pad, pad, pad, pad), value=config.cval)
+    else:
+        padded = F.pad(
+            x, (pad, pad, pad, pad), mode="replicate" if config.fill_mode == "nearest" else "reflect"
+        )
+    return random_crop(padded, (h, w), g)
+
+
 def random_erase(x: torch.Tensor, config: AugmentConfig, g: torch.Generator) -> torch.Tensor:
     """Random erasing as in seed 002's ``get_random_eraser``, for a whole batch.
 
@@ -154,13 +166,15 @@ def random_erase(x: torch.Tensor, config: AugmentConfig, g: torch.Generator) -> 
 def augment_batch(x: torch.Tensor, config: AugmentConfig, g: torch.Generator) -> torch.Tensor:
     """Augment a float batch in [0, 1] (N, C, H, W); returns a new batch of the same dtype.
 
-    Order: random crop, geometry (one warp, or exact flips when that is all), photometry,
+    Order: random crop, pad-and-crop, geometry (one warp, or exact flips when that is all), photometry,
     random erasing. The generator must live on ``x.device``.
     """
     n = x.shape[0]
     dev = x.device
     if config.random_crop is not None:
         x = random_crop(x, config.random_crop, g)
+    if config.pad_crop:
+        x = pad_and_crop(x, config.pad_crop, config, g)
     h, w = x.shape[-2:]
     flip_x = torch.ones(n, device=dev)
     flip_y = torch.ones(n, device=dev)
@@ -218,6 +232,7 @@ __all__ = [
     "affine_matrices",
     "warp",
     "random_crop",
+    "pad_and_crop",
     "center_crop",
     "random_erase",
     "rotation_matrix_batch",

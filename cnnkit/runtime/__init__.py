@@ -1,8 +1,8 @@
 """Inference runtimes behind one interface: ``runtime.predict(batch) -> logits``.
 
 * :class:`TorchRuntime` - a zoo model or a run's model, eval mode, ``torch.inference_mode``,
-  the channels_last memory layout and a frozen TorchScript graph, each when a timed trial
-  on the first batch says it is faster on this CPU (it is for some architectures, not others).
+  in whichever of NCHW / channels_last x eager / frozen TorchScript a timed race on the
+  first batch finds fastest on this CPU (the winner differs from one architecture to the next).
 * :class:`OnnxRuntime` - a file written by ``cnnkit export --format onnx``, run by
   onnxruntime, with the class names and preprocessing from its JSON sidecar.
 
@@ -14,10 +14,10 @@ classifies files with decoding and resizing done by a thread pool while the mode
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import threading
-import time
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 
 from cnnkit.errors import CnnkitError
-from cnnkit.layout import channels_last_wins
+from cnnkit.layout import race
 from cnnkit.preprocess import Preprocess
 from cnnkit.runtime.images import prepare, to_batch
 
@@ -47,18 +47,27 @@ class Runtime(Protocol):
 
 
 class TorchRuntime:
-    """A PyTorch model for inference: eval mode, inference_mode, the faster memory layout,
-    and a frozen TorchScript graph when it is faster.
+    """A PyTorch model for inference: eval mode, inference_mode, and the fastest of the ways
+    to run it on this CPU.
 
-    On the first batch (once): ``channels_last=None`` times both memory layouts on one image
-    and keeps the faster (``True``/``False`` fixes it); then, with ``optimize=True`` (the
-    default), the model is traced on that image, frozen and passed through
-    ``torch.jit.optimize_for_inference`` (BatchNorm folded into the convolutions, oneDNN
-    kernels), checked against the eager output, timed against it, and kept only if it agrees
-    and is faster (``optimize="always"``: whenever it agrees): 1.3-2x at batch 1 for ResNet-18/50 and EfficientNet-Lite0 here
-    (``python bench/bench_infer.py``). ``self.model`` stays the eager module, so Grad-CAM can
-    still run backward through it. A lock serialises forward passes so concurrent callers
-    (server threads) do not oversubscribe the cores.
+    On the first batch (once) it races (:func:`cnnkit.layout.race`, on one image) the eager
+    model in NCHW and in channels_last and, with ``optimize=True`` (the default), the model
+    traced and frozen in each layout, with and without ``torch.jit.optimize_for_inference``
+    (BatchNorm folded into the convolutions, oneDNN kernels). A graph counts only if its
+    logits match the eager model's, and it must beat the best eager candidate by 5% (a near
+    tie keeps the eager model: no trace to maintain); ``optimize="always"`` keeps the fastest
+    graph that matches, ``optimize=False`` races the layouts only, and ``channels_last``
+    True/False fixes the layout. All pairings matter: layout first and graph second picked
+    NHWC + graph for ResNet-18, the slowest of the six (``python bench/bench_infer.py``).
+    ``optimize="compile"`` races the layouts and then compiles the model with
+    ``torch.compile`` (TorchInductor, weights frozen into the graph): the fastest torch path
+    here (1.6x eager for ResNet-18/50 and Lite0 at batch 1), but it needs a C++ compiler and
+    takes 7-25 s on the first batch, so it is opt-in (``cnnkit predict/serve --compile``).
+    The compiled graph is specialised to the first batch's shape: smaller batches are
+    padded to it and larger ones split, so a folder compiles once.
+    ``self.model`` stays the eager module (in the chosen layout), so Grad-CAM can still run
+    backward through it. A lock serialises forward passes so concurrent callers (server
+    threads) do not oversubscribe the cores.
     """
 
     name = "torch"
@@ -69,47 +78,69 @@ class TorchRuntime:
         self.model = model.eval()
         self.channels_last = channels_last
         self.optimize = optimize
-        self.frozen: torch.jit.ScriptModule | None = None
+        self.frozen: Any = None  # the TorchScript graph or compiled module that won, if any
+        self.batch: int | None = None  # the one batch size a compiled graph takes
+        self.choice = "eager"  # what runs: eager | frozen | frozen+optimized | compiled
+        self.timings: dict[str, float] = {}
         self._tried = False
         if channels_last is not None:
-            self.model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            self.model.to(memory_format=_format(channels_last))
         self.lock = threading.Lock()
 
     def _trial(self, x: torch.Tensor) -> None:
-        """Pick the layout (:func:`cnnkit.layout.channels_last_wins`) and, if asked, the frozen
-        graph, on the first image of the first batch."""
+        """Race the candidates on the first image of the first batch and keep the winner."""
+        if self.optimize == "compile":
+            self._compile(x)
+            return
+        layouts = [self.channels_last] if self.channels_last is not None else [False, True]
+        if len(layouts) == 1 and not self.optimize:  # nothing to race
+            self.channels_last = layouts[0]
+            return
         x = x[:1]
-        if self.channels_last is None:
-            self.channels_last = channels_last_wins(self.model, x)
-            self.model.to(
-                memory_format=torch.channels_last if self.channels_last else torch.contiguous_format
-            )
+        reference = self.model(x)
+        nets = {nhwc: copy.deepcopy(self.model).to(memory_format=_format(nhwc)) for nhwc in layouts}
+        inputs = {nhwc: x.contiguous(memory_format=_format(nhwc)) for nhwc in layouts}
+        eager = {("eager", nhwc): nets[nhwc] for nhwc in layouts}
+        graphs = {}
         if self.optimize:
-            self.frozen = self._freeze(self._layout(x))
-
-    def _freeze(self, x: torch.Tensor) -> torch.jit.ScriptModule | None:
-        """The traced, frozen, optimised model if it matches the eager one and is faster."""
-        try:
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")  # TracerWarnings: shapes are fixed by preprocessing
-                frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(self.model, x)))
-                eager_out, frozen_out = self.model(x), frozen(x)
-        except Exception:  # a model TorchScript cannot trace stays eager
-            return None
-        if not torch.allclose(
-            frozen_out, eager_out, rtol=1e-3, atol=1e-3 * float(eager_out.abs().max()) + 1e-5
-        ):
-            return None
-        best = {"eager": float("inf"), "frozen": float("inf")}
+            for nhwc in layouts:
+                for kind in ("frozen", "frozen+optimized"):
+                    graph = _graph(nets[nhwc], inputs[nhwc], kind == "frozen+optimized", reference)
+                    if graph is not None:
+                        graphs[(kind, nhwc)] = graph
         with torch.inference_mode():
-            for round_ in range(6):  # round 0 warms both up
-                for name, net in (("eager", self.model), ("frozen", frozen)):
-                    start = time.perf_counter()
-                    net(x)
-                    if round_:
-                        best[name] = min(best[name], time.perf_counter() - start)
-        # the graph must win by 5%: a near tie keeps the eager model (no trace to maintain)
-        return frozen if self.optimize == "always" or best["frozen"] * 1.05 < best["eager"] else None
+            times = race(
+                {key: (lambda f=f, k=key: f(inputs[k[1]])) for key, f in {**eager, **graphs}.items()}
+            )
+        self.timings = {f"{kind} {'nhwc' if nhwc else 'nchw'}": t for (kind, nhwc), t in times.items()}
+        best_eager = min(eager, key=times.__getitem__)
+        winner = best_eager
+        if graphs:
+            best_graph = min(graphs, key=times.__getitem__)
+            if self.optimize == "always" or times[best_graph] * 1.05 < times[best_eager]:
+                winner = best_graph
+        self.choice, self.channels_last = winner
+        self.model.to(memory_format=_format(self.channels_last))
+        self.frozen = graphs.get(winner)
+
+    def _compile(self, x: torch.Tensor) -> None:
+        """Race the layouts (eager), then compile in the winner on the whole first batch."""
+        self.optimize = False
+        self._trial(x)
+        self.optimize = "compile"
+        x = self._layout(x)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                compiled = torch.compile(copy.deepcopy(self.model), dynamic=False, options={"freezing": True})
+                with torch.inference_mode():
+                    out, reference = compiled(x), self.model(x)
+        except Exception as exc:  # no C++ compiler, or an op Inductor cannot lower
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            warnings.warn(f"torch.compile failed ({first}); running the eager model instead.", stacklevel=3)
+            return
+        if torch.allclose(out, reference, rtol=1e-3, atol=1e-3 * float(reference.abs().max()) + 1e-5):
+            self.frozen, self.batch, self.choice = compiled, len(x), "compiled"
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
@@ -128,12 +159,47 @@ class TorchRuntime:
     def _forward(self, x: torch.Tensor) -> np.ndarray:
         x = self._layout(x)
         with torch.inference_mode():
+            if self.frozen is not None and self.batch is not None:  # compiled for one batch size
+                return np.concatenate(
+                    [self._fixed_batch(x[i : i + self.batch]) for i in range(0, len(x), self.batch)]
+                )
             if self.frozen is not None:
                 try:
                     return self.frozen(x).float().numpy()
                 except RuntimeError:  # a shape the trace cannot take: eager from now on
                     self.frozen = None
             return self.model(x).float().numpy()
+
+    def _fixed_batch(self, x: torch.Tensor) -> np.ndarray:
+        """A chunk of at most ``self.batch`` images through the compiled graph, padded to it."""
+        n = len(x)
+        if n < self.batch:  # zero images to fill the batch; their logits are dropped
+            x = torch.cat([x, x.new_zeros((self.batch - n, *x.shape[1:]))]).contiguous(
+                memory_format=_format(bool(self.channels_last))
+            )
+        return self.frozen(x)[:n].float().numpy()
+
+
+def _format(channels_last: bool) -> torch.memory_format:
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def _graph(
+    net: nn.Module, x: torch.Tensor, optimized: bool, reference: torch.Tensor
+) -> torch.jit.ScriptModule | None:
+    """``net`` traced on ``x`` and frozen (then optimised for inference when asked), or None
+    when TorchScript cannot trace it or its logits differ from ``reference``."""
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # TracerWarnings: shapes are fixed by preprocessing
+            graph = torch.jit.freeze(torch.jit.trace(net, x))
+            if optimized:
+                graph = torch.jit.optimize_for_inference(graph)
+            out = graph(x)
+    except Exception:  # a model TorchScript cannot trace stays eager
+        return None
+    tolerance = 1e-3 * float(reference.abs().max()) + 1e-5
+    return graph if torch.allclose(out, reference, rtol=1e-3, atol=tolerance) else None
 
 
 class OnnxRuntime:
@@ -249,9 +315,12 @@ def load_runtime(
     weights: str | Path | None = None,
     classes: str | Path | Sequence[str] | None = None,
     max_image_pixels: int | None = None,
+    compile: bool = False,
 ) -> Loaded:
     """A zoo name, a run directory or an exported ``.onnx`` file -> a :class:`Loaded` model.
 
+    ``compile=True`` compiles the torch model with ``torch.compile`` on its first batch
+    (:class:`TorchRuntime`'s ``optimize="compile"``).
     ``runtime="onnx"`` with a zoo name or run directory exports the model to a temporary
     ONNX file first (removed when the process exits; ``cnnkit export`` writes one you keep).
     ``max_image_pixels`` is the decompression-bomb limit given to the preprocessing.
@@ -266,7 +335,8 @@ def load_runtime(
     else:
         model, names, pre, arch = load_torch_model(spec, pretrained, weights, classes)
         if runtime == "torch":
-            loaded = Loaded(TorchRuntime(model, channels_last), names, pre, arch, str(spec))
+            optimize: bool | str = "compile" if compile else True
+            loaded = Loaded(TorchRuntime(model, channels_last, optimize), names, pre, arch, str(spec))
         else:
             import atexit
             import shutil

@@ -46,6 +46,7 @@ class ServeConfig:
 
     model: str = "efficientnet_lite0"
     runtime: str = "torch"
+    compile: bool = False  # torch.compile the torch model before serving
     max_upload_mb: float = 10.0
     max_pixels: int = DEFAULT_MAX_PIXELS
     topk: int = 5
@@ -66,14 +67,15 @@ class Service:
             loaded = load_onnx(config.onnx_file)
             if Path(config.model).suffix != ".onnx":  # heat maps need the torch model too
                 loaded.info["torch_model"] = load_torch_model(config.model)[0]
-        self.loaded = loaded or load_runtime(config.model, config.runtime)
+        self.loaded = loaded or load_runtime(config.model, config.runtime, compile=config.compile)
         runtime = self.loaded.runtime
         self.torch_model = (
             runtime.model if isinstance(runtime, TorchRuntime) else self.loaded.info.get("torch_model")
         )
         self.model_lock = runtime.lock if isinstance(runtime, TorchRuntime) else threading.Lock()
         c, (h, w) = self.loaded.preprocess.channels, self.loaded.preprocess.size
-        runtime.predict(np.zeros((1, c, h, w), np.float32))  # warm-up (and the layout trial) before serving
+        # warm-up (the race, or the compile) before serving
+        runtime.predict(np.zeros((1, c, h, w), np.float32))
         self._dogapp: Any = None
         self._dogapp_lock = threading.Lock()
         self.started = time.time()
