@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from cnnkit.errors import CnnkitError
-from cnnkit.runtime import TorchRuntime, load_runtime, predict_paths, topk_rows
+from cnnkit.runtime import GRAPH_KINDS, TorchRuntime, load_runtime, predict_paths, topk_rows
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_race_times_every_pairing_and_keeps_one():
     runtime = TorchRuntime(model)
     got = runtime.predict(x)
     assert set(runtime.timings) == {
-        f"{kind} {layout}" for kind in ("eager", "frozen", "frozen+optimized") for layout in ("nchw", "nhwc")
+        f"{kind} {layout}" for kind in ("eager", *GRAPH_KINDS) for layout in ("nchw", "nhwc")
     }
     layout = "nhwc" if runtime.channels_last else "nchw"
     assert runtime.timings[f"{runtime.choice} {layout}"] == min(

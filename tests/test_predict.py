@@ -42,6 +42,19 @@ def test_every_model_with_weights_predicts_offline(
     assert top[0]["label"] in CAT_FAMILY, top
 
 
+@pytest.mark.slow
+def test_compile_option_answers_like_the_default(photos: Path, capsys: pytest.CaptureFixture) -> None:
+    """``--compile`` (a real TorchInductor build of EfficientNet-Lite0) gives the same answer."""
+    images = [str(photos / "chelsea.jpg"), str(photos / "coffee.png")]
+    answers = []
+    for extra in ([], ["--compile"]):
+        assert cli_main(["predict", *images, "--json", "--topk", "3", *extra]) == 0
+        answers.append(json.loads(capsys.readouterr().out))
+    for plain, compiled in zip(*answers, strict=True):
+        assert [t["index"] for t in compiled["topk"]] == [t["index"] for t in plain["topk"]]
+        assert compiled["topk"][0]["prob"] == pytest.approx(plain["topk"][0]["prob"], abs=1e-3)
+
+
 def test_each_bad_image_is_one_line_and_the_good_ones_are_answered(
     photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:

@@ -35,6 +35,10 @@ from cnnkit.preprocess import Preprocess
 from cnnkit.runtime.images import prepare, to_batch
 
 RUNTIMES = ("torch", "onnx")
+# TorchScript graphs the inference race tries: frozen (constants folded), + optimize_for_inference
+# (BatchNorm folded into the convolutions, prepacked oneDNN weights), + oneDNN Graph fusion
+# (conv + BN + ReLU + add as single oneDNN kernels, ``torch.jit.enable_onednn_fusion``)
+GRAPH_KINDS = ("frozen", "frozen+optimized", "frozen+onednn")
 SIDECAR_SUFFIX = ".json"  # model.onnx -> model.onnx.json
 
 
@@ -52,13 +56,15 @@ class TorchRuntime:
 
     On the first batch (once) it races (:func:`cnnkit.layout.race`, on one image) the eager
     model in NCHW and in channels_last and, with ``optimize=True`` (the default), the model
-    traced and frozen in each layout, with and without ``torch.jit.optimize_for_inference``
-    (BatchNorm folded into the convolutions, oneDNN kernels). A graph counts only if its
+    traced and frozen in each layout: as is, through ``torch.jit.optimize_for_inference``
+    (BatchNorm folded into the convolutions, oneDNN kernels), and fused by oneDNN Graph
+    (:data:`GRAPH_KINDS`; when that one wins, ``torch.jit.enable_onednn_fusion`` stays on for
+    the process so that new batch shapes are fused too). A graph counts only if its
     logits match the eager model's, and it must beat the best eager candidate by 5% (a near
     tie keeps the eager model: no trace to maintain); ``optimize="always"`` keeps the fastest
     graph that matches, ``optimize=False`` races the layouts only, and ``channels_last``
     True/False fixes the layout. All pairings matter: layout first and graph second picked
-    NHWC + graph for ResNet-18, the slowest of the six (``python bench/bench_infer.py``).
+    NHWC + graph for ResNet-18, the slowest of the pairings (``python bench/bench_infer.py``).
     ``optimize="compile"`` races the layouts and then compiles the model with
     ``torch.compile`` (TorchInductor, weights frozen into the graph): the fastest torch path
     here (1.6x eager for ResNet-18/50 and Lite0 at batch 1), but it needs a C++ compiler and
@@ -80,7 +86,7 @@ class TorchRuntime:
         self.optimize = optimize
         self.frozen: Any = None  # the TorchScript graph or compiled module that won, if any
         self.batch: int | None = None  # the one batch size a compiled graph takes
-        self.choice = "eager"  # what runs: eager | frozen | frozen+optimized | compiled
+        self.choice = "eager"  # what runs: eager | one of GRAPH_KINDS | compiled
         self.timings: dict[str, float] = {}
         self._tried = False
         if channels_last is not None:
@@ -104,8 +110,8 @@ class TorchRuntime:
         graphs = {}
         if self.optimize:
             for nhwc in layouts:
-                for kind in ("frozen", "frozen+optimized"):
-                    graph = _graph(nets[nhwc], inputs[nhwc], kind == "frozen+optimized", reference)
+                for kind in GRAPH_KINDS:
+                    graph = _graph(nets[nhwc], inputs[nhwc], kind, reference)
                     if graph is not None:
                         graphs[(kind, nhwc)] = graph
         with torch.inference_mode():
@@ -122,6 +128,8 @@ class TorchRuntime:
         self.choice, self.channels_last = winner
         self.model.to(memory_format=_format(self.channels_last))
         self.frozen = graphs.get(winner)
+        if self.choice == "frozen+onednn":  # new batch shapes are re-fused only with the flag on
+            torch.jit.enable_onednn_fusion(True)
 
     def _compile(self, x: torch.Tensor) -> None:
         """Race the layouts (eager), then compile in the winner on the whole first batch."""
@@ -185,19 +193,25 @@ def _format(channels_last: bool) -> torch.memory_format:
 
 
 def _graph(
-    net: nn.Module, x: torch.Tensor, optimized: bool, reference: torch.Tensor
+    net: nn.Module, x: torch.Tensor, kind: str, reference: torch.Tensor
 ) -> torch.jit.ScriptModule | None:
-    """``net`` traced on ``x`` and frozen (then optimised for inference when asked), or None
-    when TorchScript cannot trace it or its logits differ from ``reference``."""
+    """``net`` traced on ``x`` and frozen, then (``kind``) optimised for inference or fused by
+    oneDNN Graph, and warmed up; None when TorchScript cannot trace it or its logits differ
+    from ``reference``."""
+    fusion = torch.jit.onednn_fusion_enabled()
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # TracerWarnings: shapes are fixed by preprocessing
+            torch.jit.enable_onednn_fusion(kind == "frozen+onednn")
             graph = torch.jit.freeze(torch.jit.trace(net, x))
-            if optimized:
+            if kind == "frozen+optimized":
                 graph = torch.jit.optimize_for_inference(graph)
-            out = graph(x)
+            for _ in range(3):  # the profiling executor optimises (and fuses) on these calls
+                out = graph(x)
     except Exception:  # a model TorchScript cannot trace stays eager
         return None
+    finally:
+        torch.jit.enable_onednn_fusion(fusion)
     tolerance = 1e-3 * float(reference.abs().max()) + 1e-5
     return graph if torch.allclose(out, reference, rtol=1e-3, atol=tolerance) else None
 
