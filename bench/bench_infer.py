@@ -128,16 +128,24 @@ def bench_model(name: str, paths: list[Path], args: argparse.Namespace, workdir:
     rows = []
     for batch, count in ((1, args.images_b1), (16, args.images_b16)):
         subset = paths[:count]
-        compiled = Loaded(TorchRuntime(copy.deepcopy(model), optimize="compile"), classes, pre, name, name)
+        compiled = Loaded(
+            TorchRuntime(copy.deepcopy(model), optimize="compile" if args.compile else False),
+            classes,
+            pre,
+            name,
+            name,
+        )
         runs = {
             "plain": lambda s=subset, b=batch: plain_loop(plain_model, s, b, pre),
             "cnnkit torch": lambda s=subset, b=batch: cnnkit_path(torch_loaded, s, b),
             "cnnkit compiled": lambda s=subset, b=batch, c=compiled: cnnkit_path(c, s, b),
             "cnnkit onnx": lambda s=subset, b=batch: cnnkit_path(onnx_loaded, s, b),
         }
+        if not args.compile:
+            del runs["cnnkit compiled"]
         # warm-up (the race, the compile) outside the timing
         cnnkit_path(torch_loaded, subset[:batch], batch)
-        compile_s, _ = timed(cnnkit_path, compiled, subset[:batch], batch)
+        compile_s, _ = timed(cnnkit_path, compiled, subset[:batch], batch) if args.compile else (0.0, [])
         cnnkit_path(onnx_loaded, subset[:batch], batch)
         plain_loop(plain_model, subset[:batch], batch, pre)
         times: dict[str, list[float]] = {k: [] for k in runs}
@@ -154,13 +162,14 @@ def bench_model(name: str, paths: list[Path], args: argparse.Namespace, workdir:
             "model": name,
             "batch": batch,
             "images": len(subset),
+            "cnnkit compiled img/s": float("nan"),
             **{f"{k} img/s": len(subset) / v for k, v in med.items()},
             "torch x": med["plain"] / med["cnnkit torch"],
-            "compiled x": med["plain"] / med["cnnkit compiled"],
+            "compiled x": med["plain"] / med["cnnkit compiled"] if args.compile else float("nan"),
             "onnx x": med["plain"] / med["cnnkit onnx"],
             "compile s": compile_s,
             "top1 agree torch/compiled/onnx": tuple(
-                agree[f"cnnkit {k}"] for k in ("torch", "compiled", "onnx")
+                agree.get(f"cnnkit {k}", float("nan")) for k in ("torch", "compiled", "onnx")
             ),
             "channels_last": torch_loaded.runtime.channels_last,
             "graph": torch_loaded.runtime.choice,
@@ -186,6 +195,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--images-b1", type=int, default=16, help="photos timed at batch 1")
     parser.add_argument("--images-b16", type=int, default=48, help="photos timed at batch 16")
+    parser.add_argument(
+        "--no-compile", dest="compile", action="store_false", help="leave out the torch.compile column"
+    )
     parser.add_argument("--folder", default=None, help="where to write the photos (default: a temp dir)")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch and onnxruntime threads (default: torch's)"
