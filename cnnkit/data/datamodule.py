@@ -11,7 +11,6 @@ batched on the accelerator in ``on_after_batch_transfer``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +34,7 @@ from cnnkit.data.sources import (
     load_idx_data,
     resolve_dataset,
 )
-from cnnkit.data.splits import load_split, stratified_split
+from cnnkit.data.splits import carve_splits, split_key
 from cnnkit.errors import CnnkitError
 from cnnkit.fileio import write_json_atomic, write_text_atomic
 from cnnkit.preprocess import Preprocess
@@ -192,27 +191,13 @@ class CnnkitDataModule(L.LightningDataModule):
     ) -> dict[str, np.ndarray]:
         """Make the val/test splits the source lacks from its train pool (saved split reused)."""
         missing = [s for s in ("val", "test") if s not in given]
-        # The saved split is reused only for the same data (label sequence and, for folders, file
-        # names) and the same fractions; anything else gets a fresh split.
-        digest = hashlib.sha1(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
-        digest.update("\n".join(names or []).encode())
-        fractions = f"val={self.val_fraction}:test={self.test_fraction}"
-        key = f"{self.format}:{self._source_key()}:n={len(labels)}:{fractions}:{digest.hexdigest()[:12]}"
+        source = f"{self.format}:{self._source_key()}"
+        key = split_key(source, labels, names, self.val_fraction, self.test_fraction)
         self._split_key, self._made_splits = key, missing
         self._pool_labels = np.asarray(labels, dtype=np.int64)
-        if not missing:
-            return {}
-        saved = load_split(self.run_dir, key)
-        if saved is not None and all(s in saved for s in ["train", *missing]):
-            made = {s: np.asarray(saved[s], dtype=np.int64) for s in ["train", *missing]}
-        else:
-            made = stratified_split(
-                labels,
-                self.val_fraction if "val" in missing else 0.0,
-                self.test_fraction if "test" in missing else 0.0,
-                self.seed,
-            )
-            made = {s: made[s] for s in ["train", *missing]}
+        made = carve_splits(
+            labels, missing, key, self.run_dir, self.val_fraction, self.test_fraction, self.seed
+        )
         self._split_indices = made
         return made
 

@@ -3,6 +3,7 @@ exactly the same train/val/test membership."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +70,38 @@ def load_split(run_dir: Path | None, source: str) -> dict[str, list] | None:
     if saved.get("source") != source:
         return None
     return saved.get("splits")
+
+
+def split_key(
+    source: str, labels: np.ndarray, names: list[str] | None, val_fraction: float, test_fraction: float
+) -> str:
+    """The key a saved split must carry to be reused: the same data (label sequence and, for
+    folders, file names) and the same fractions; anything else gets a fresh split."""
+    digest = hashlib.sha1(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    digest.update("\n".join(names or []).encode())
+    return f"{source}:n={len(labels)}:val={val_fraction}:test={test_fraction}:{digest.hexdigest()[:12]}"
+
+
+def carve_splits(
+    labels: np.ndarray,
+    missing: list[str],
+    key: str,
+    run_dir: Path | None,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """Indices into the train pool for "train" and the ``missing`` splits: the split saved
+    in ``run_dir`` under ``key`` when there is one (a resumed run), else a fresh stratified one."""
+    if not missing:
+        return {}
+    saved = load_split(run_dir, key)
+    if saved is not None and all(s in saved for s in ["train", *missing]):
+        return {s: np.asarray(saved[s], dtype=np.int64) for s in ["train", *missing]}
+    made = stratified_split(
+        labels,
+        val_fraction if "val" in missing else 0.0,
+        test_fraction if "test" in missing else 0.0,
+        seed,
+    )
+    return {s: made[s] for s in ["train", *missing]}
