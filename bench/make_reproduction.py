@@ -120,8 +120,14 @@ def ours(target: dict[str, Any], runs: list[Run]) -> str:
     return text + seeds + met
 
 
+def stamp(run: Run) -> dict[str, Any]:
+    """The run's ``hardware.json`` (what :func:`run_recipe` wrote), or {} when it has none."""
+    path = run.path / HARDWARE_FILE
+    return read_json(path) if path.is_file() else {}
+
+
 def hardware_text(runs: list[Run]) -> str:
-    stamps = [read_json(r.path / HARDWARE_FILE) for r in runs if (r.path / HARDWARE_FILE).is_file()]
+    stamps = [s for s in map(stamp, runs) if s]
     if not stamps:
         return "not recorded"
     s = stamps[0]
@@ -173,8 +179,11 @@ def train_time_text(runs: list[Run]) -> str:
     """The engine's mean fit time, plus the whole command's when that is much longer (a
     linear probe's fit takes seconds; computing the bottleneck features takes the minutes)."""
     fit = statistics.mean(float(r.results.get("train_seconds", 0.0)) for r in runs)
-    stamps = [read_json(r.path / HARDWARE_FILE) for r in runs if (r.path / HARDWARE_FILE).is_file()]
-    whole = [float(x["command_seconds"]) for x in stamps if "command_seconds" in x and not x.get("resumed")]
+    whole = [
+        float(x["command_seconds"])
+        for x in map(stamp, runs)
+        if "command_seconds" in x and not x.get("resumed")
+    ]
     if whole and statistics.mean(whole) > 1.5 * fit + 60:
         return f"{minutes(fit)} (whole command {minutes(statistics.mean(whole))})"
     return minutes(fit)
@@ -282,8 +291,7 @@ def how_far(groups: dict[str, list[Run]]) -> list[str]:
 
 
 def run_cores(run: Run) -> str:
-    hw = read_json(run.path / HARDWARE_FILE) if (run.path / HARDWARE_FILE).exists() else {}
-    return f"{hw.get('cores', '?')} CPU cores"
+    return f"{stamp(run).get('cores', '?')} CPU cores"
 
 
 def render(root: Path, out: Path, curves: Path) -> str:
