@@ -80,3 +80,29 @@ def test_refuses_to_overwrite_a_finished_run(two_seed_runs: Path) -> None:
 
     with pytest.raises(CnnkitError, match="already holds a finished run"):
         _script().run_recipe("lenet5", 0, two_seed_runs)
+
+
+def test_train_time_adds_the_whole_command_when_it_is_much_longer(
+    two_seed_runs: Path, tmp_path: Path
+) -> None:
+    """A probe's fit takes seconds and its feature pass the minutes: the row must show both."""
+    import shutil
+
+    from cnnkit.fileio import read_json
+
+    script = _script()
+    root = tmp_path / "runs"
+    shutil.copytree(two_seed_runs, root)
+    runs = script.collect(root)["lenet5"]
+    fit = statistics.mean(float(r.results["train_seconds"]) for r in runs)
+    assert script.train_time_text(runs) == script.minutes(fit)  # no command time recorded: fit only
+    for run in runs:
+        stamp = read_json(run.path / "hardware.json")
+        write_json_atomic(run.path / "hardware.json", {**stamp, "command_seconds": fit + 900})
+    assert (
+        script.train_time_text(runs) == f"{script.minutes(fit)} (whole command {script.minutes(fit + 900)})"
+    )
+    for run in runs:  # a command about as long as the fit adds nothing
+        stamp = read_json(run.path / "hardware.json")
+        write_json_atomic(run.path / "hardware.json", {**stamp, "command_seconds": fit + 5})
+    assert script.train_time_text(runs) == script.minutes(fit)
