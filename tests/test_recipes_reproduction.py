@@ -106,3 +106,58 @@ def test_train_time_adds_the_whole_command_when_it_is_much_longer(
         stamp = read_json(run.path / "hardware.json")
         write_json_atomic(run.path / "hardware.json", {**stamp, "command_seconds": fit + 5})
     assert script.train_time_text(runs) == script.minutes(fit)
+
+
+def test_records_are_kept_without_checkpoints_and_render_the_same_table(
+    two_seed_runs: Path, tmp_path: Path
+) -> None:
+    """The committed records (docs/reproduction/runs/) must regenerate the table on a checkout
+    that has no run directories: same rows, no checkpoint or split copied."""
+    script = _script()
+    records = tmp_path / "records"
+    for run in sorted(two_seed_runs.glob("lenet5-s*")):
+        kept = script.keep_record(run, records)
+        names = {p.name for p in kept.iterdir()}
+        assert names == {n for n in script.RECORD_FILES if (run / n).is_file()}
+        assert "hardware.json" in names and "metrics.csv" in names
+        assert not any(n.endswith(".ckpt") for n in names) and "split.json" not in names
+    from_runs = script.render(two_seed_runs, tmp_path / "a.md", tmp_path / "a")
+    from_records = script.render(records, tmp_path / "b.md", tmp_path / "b")
+
+    def row(text: str) -> str:
+        return next(line for line in text.splitlines() if line.startswith("| `lenet5` |")).split("[png]")[0]
+
+    assert row(from_records) == row(from_runs)
+    from cnnkit.errors import CnnkitError
+
+    (tmp_path / "unfinished").mkdir()
+    with pytest.raises(CnnkitError, match="only a finished run"):
+        script.keep_record(tmp_path / "unfinished", records)
+
+
+def test_time_to_accuracy_uses_the_test_accuracy_like_airbench(two_seed_runs: Path, tmp_path: Path) -> None:
+    """A CIFAR-10 run's time to 91% is its whole training time when its kept checkpoint reaches
+    91% on the test images (airbench's measure); the "how far" paragraph is computed from it."""
+    import shutil
+
+    from cnnkit.fileio import read_json
+
+    script = _script()
+    root = tmp_path / "runs"
+    run = root / "cifar_resnet20-s0"
+    shutil.copytree(two_seed_runs / "lenet5-s0", run)  # a real run's files under a CIFAR recipe's name
+    results = read_json(run / "results.json")
+    write_json_atomic(run / "results.json", {**results, "test_acc": 0.92, "train_seconds": 600.0})
+    lines = script.time_to_accuracy(script.collect(root))
+    row = next(line for line in lines if line.startswith("| `cifar_resnet20-s0` |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    epochs = int(results["epochs"])
+    assert cells[1:4] == ["92.00%", f"{epochs} epochs, 10.0 min", "not reached"]
+    assert cells[4] == f"{results['split_sizes']['val']:,}"
+    paragraph = next(line for line in lines if line.startswith("**How far, and why.**"))
+    assert "reached 91% test accuracy after 10.0 min, 182x airbench's" in paragraph
+    write_json_atomic(run / "results.json", {**results, "test_acc": 0.90, "train_seconds": 600.0})
+    lines = script.time_to_accuracy(script.collect(root))
+    row = next(line for line in lines if line.startswith("| `cifar_resnet20-s0` |"))
+    assert row.split("|")[3].strip() == "not reached"
+    assert not any(line.startswith("**How far") for line in lines)
