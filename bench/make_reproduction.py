@@ -45,6 +45,7 @@ from cnnkit.runs import (
     SUMMARY_FILE,
     Run,
 )
+from cnnkit.shared import shared_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs-repro"
@@ -117,7 +118,21 @@ def keep_record(run_dir: Path, records: Path) -> Path:
     for name in RECORD_FILES:
         if (run_dir / name).is_file():
             write_bytes_atomic(dest / name, (run_dir / name).read_bytes())
+    config = read_json(dest / CONFIG_FILE)
+    write_json_atomic(dest / CONFIG_FILE, {k: portable(v) for k, v in config.items()})
     return dest
+
+
+def portable(value: Any) -> Any:
+    """A path of this machine as the recipes write it: ``shared:<path>`` under the shared
+    folder, relative to the repository under it; anything else unchanged."""
+    if not isinstance(value, str) or not value.startswith("/"):
+        return value
+    path = Path(value)
+    for root, prefix in ((shared_dir(), "shared:"), (ROOT, "")):
+        if path.is_relative_to(root.resolve()):
+            return prefix + path.relative_to(root.resolve()).as_posix()
+    return value
 
 
 def collect(root: Path) -> dict[str, list[Run]]:

@@ -128,6 +128,13 @@ def test_records_are_kept_without_checkpoints_and_render_the_same_table(
         return next(line for line in text.splitlines() if line.startswith("| `lenet5` |")).split("[png]")[0]
 
     assert row(from_records) == row(from_runs)
+    # No path of this machine in a committed record: the data as the recipes name it.
+    from cnnkit.shared import shared_dir
+
+    mnist = shared_dir().resolve() / "datasets" / "MNIST" / "raw"
+    assert script.portable(str(mnist)) == "shared:datasets/MNIST/raw"
+    assert script.portable(str(script.ROOT / "runs-repro" / "lenet5-s0")) == "runs-repro/lenet5-s0"
+    assert script.portable("/elsewhere/run") == "/elsewhere/run" and script.portable(3) == 3
     from cnnkit.errors import CnnkitError
 
     (tmp_path / "unfinished").mkdir()
