@@ -100,6 +100,19 @@ def test_topk_rows_and_errors():
         load_runtime("model.onnx", "torch")
 
 
+def test_a_small_job_is_answered_before_any_race_and_a_later_call_still_races(photos):
+    """``predict_paths`` on two photos runs the eager model (the race would cost more than
+    the job); the runtime keeps its race for the next plain call, as the server makes."""
+    loaded = load_runtime("efficientnet_lite0")
+    runtime = loaded.runtime
+    small = predict_paths(loaded, photos[:2], topk=1)
+    assert runtime.timings == {} and runtime.choice == "eager" and runtime.frozen is None
+    runtime.predict(torch.zeros(1, 3, *loaded.preprocess.size))
+    assert {"eager nchw", "eager nhwc"} <= set(runtime.timings)  # raced now
+    again = predict_paths(loaded, photos[:2], topk=1)
+    assert [r["topk"][0]["label"] for r in again] == [r["topk"][0]["label"] for r in small]
+
+
 def test_race_times_every_pairing_and_keeps_one():
     from cnnkit.models.registry import create_model
 
