@@ -8,8 +8,9 @@ model's typical training size (its registered input size, or 64 px for ImageNet 
 which is what a CPU fine-tune uses). The two layouts are timed interleaved (A, B, A, B...)
 after a warm-up, so load from other processes hits both alike; the number printed is the
 median ratio contiguous / channels_last (> 1: channels_last is faster). The engine's CPU
-rule (:func:`cnnkit.train.engine.cpu_channels_last`: NHWC for depthwise nets and for inputs
-of at most 32 px on nets of at least 1M multiply-adds) is printed next to it, so the table
+rule (:func:`cnnkit.train.engine.cpu_channels_last`: on AVX2 CPUs NHWC for every conv net;
+elsewhere NHWC for depthwise nets and for inputs of at most 32 px on nets of at least 1M
+multiply-adds) is printed next to it, so the table
 shows whether the rule picks the faster layout ("yes" also when the two are within 5%).
 """
 
@@ -88,7 +89,8 @@ def main() -> None:
         sizes = {n: (s, b) for n, s, b in DEFAULT_MODELS}
         rows = [(n, *sizes.get(n, (32, 64))) for n in args.models]
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} interleaved pairs"
+        f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()} kernels, "
+        f"{torch.get_num_threads()} threads, median of {args.repeats} interleaved pairs"
     )
     print("| model | input | batch | NCHW step | NHWC step | NCHW/NHWC | rule says | rule right |")
     print("|---|---|---|---|---|---|---|---|")

@@ -77,6 +77,7 @@ def hardware() -> dict[str, Any]:
         "cpu": cpu,
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels: AVX2, AVX512...
         "gpu": gpu,
         "load_average_1min": load,
         "torch": torch.__version__,

@@ -186,9 +186,10 @@ def test_option_parsers() -> None:
 
 
 def test_channels_last_rule_on_cpu(tmp_path: Path) -> None:
-    """The CPU memory-layout rule (backed by bench/bench_channels_last.py): NHWC for depthwise
-    nets and CIFAR-sized inputs, NCHW for LeNet-sized nets and wide ImageNet nets at 64 px;
-    the model is untouched; the decision is recorded and a resume keeps it."""
+    """The CPU memory-layout rule (backed by bench/bench_channels_last.py): with AVX-512, NHWC
+    for depthwise nets and CIFAR-sized inputs, NCHW for LeNet-sized nets and wide ImageNet
+    nets at 64 px; with AVX2 kernels, NHWC for every convolutional net; the model is
+    untouched; the decision is recorded and a resume keeps it."""
     from cnnkit.models import create_model
     from cnnkit.runs import Run
     from cnnkit.train.engine import cpu_channels_last
@@ -203,9 +204,11 @@ def test_channels_last_rule_on_cpu(tmp_path: Path) -> None:
     for (name, size), want in cases.items():
         model = create_model(name, input_size=size)
         before = {k: v.clone() for k, v in model.state_dict().items()}
-        assert cpu_channels_last(model, size) is want, name
+        assert cpu_channels_last(model, size, capability="AVX512") is want, name
+        assert cpu_channels_last(model, size, capability="AVX2") is True, name
         assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert cpu_channels_last(create_model("text_cnn")) is False  # nothing to decide for text
+    for capability in ("AVX2", "AVX512"):  # nothing to decide for text
+        assert cpu_channels_last(create_model("text_cnn"), capability=capability) is False
 
     out = tmp_path / "run"
     cnnkit.fit("lenet5", "digits", epochs=1, image_size=(28, 28), out=str(out), verbose=0, schedule="none")

@@ -42,30 +42,46 @@ from cnnkit.train.module import ClassifierModule, evaluate, ten_crop_accuracy
 from cnnkit.train.optim import learning_rate
 from cnnkit.train.quiet import quiet_lightning
 
-# CPU training in channels_last: the rule, and the table that backs it, from
-# ``python bench/bench_channels_last.py`` (one SGD step, NCHW time / NHWC time): NHWC wins for
-# depthwise nets (MobileNetV2 1.43x, EfficientNet-Lite0 1.76x at 64 px) and for CIFAR-sized
-# inputs (NIN 1.52x, CIFAR ResNet-20 1.14x, pre-act ResNet-110 1.21x, MiniVGG 1.08x); it loses
-# for LeNet-sized nets (LeNet-5 0.90x) and ImageNet ResNet-18 at 64 px (0.86x). A rule, not a
-# timed probe, so that a rerun on a busy machine makes the same choice (the two layouts round
-# differently, and reruns must be identical).
+# CPU training in channels_last: the rule, and the tables that back it, from
+# ``python bench/bench_channels_last.py`` (one SGD step, NCHW time / NHWC time).
+# On a CPU with AVX-512 (a 2-core Xeon) NHWC wins for depthwise nets (MobileNetV2 1.43x,
+# EfficientNet-Lite0 1.76x at 64 px) and for CIFAR-sized inputs (NIN 1.52x, CIFAR ResNet-20
+# 1.14x, pre-act ResNet-110 1.21x, MiniVGG 1.08x); it loses for LeNet-sized nets (LeNet-5
+# 0.90x) and ImageNet ResNet-18 at 64 px (0.86x).
+# On a CPU whose best kernels are AVX2 (a 2-core AMD EPYC) NHWC wins for all eleven nets of the
+# bench: LeNet-5 1.42x, the paper LeNet-5 1.31x, small_cnn 1.39x, MiniVGG 1.21x, NIN 1.33x,
+# ResNet-20 1.20x, pre-act ResNet-110 1.06x, ResNet-18 at 64 px 1.09x, MobileNetV2 1.16x,
+# Lite0 1.15x (NCHW max-pooling alone is 1.4x slower there).
+# A rule of the model and the CPU's instruction set, not a timed probe, so that a rerun on a
+# busy machine makes the same choice (the two layouts round differently, and reruns must be
+# identical).
 CHANNELS_LAST_MAX_SIDE = 32
 CHANNELS_LAST_MIN_MACS = 1_000_000
+CHANNELS_LAST_EVERYWHERE = ("AVX2",)  # torch.backends.cpu.get_cpu_capability() values
 
 
 def cpu_channels_last(
-    model: torch.nn.Module, input_size: tuple[int, ...] | None = None, macs: int | None = None
+    model: torch.nn.Module,
+    input_size: tuple[int, ...] | None = None,
+    macs: int | None = None,
+    capability: str | None = None,
 ) -> bool:
-    """Whether training ``model`` on a CPU uses channels_last: for nets with depthwise
-    convolutions, and for inputs of at most 32x32 pixels on nets of at least 1M
+    """Whether training ``model`` on a CPU uses channels_last: every convolutional net on a
+    CPU whose best kernels are AVX2 (``capability``: torch's name for this CPU's kernels,
+    ``torch.backends.cpu.get_cpu_capability()`` when not given); elsewhere nets with
+    depthwise convolutions, and inputs of at most 32x32 pixels on nets of at least 1M
     multiply-adds per image (``macs``: from the summary; counted here when not given)."""
     size = tuple(input_size or getattr(model, "default_input_size", None) or ())
     if len(size) != 3:  # text models and unknown inputs: nothing to decide
         return False
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    if not convs:
+        return False
+    if (capability or torch.backends.cpu.get_cpu_capability()) in CHANNELS_LAST_EVERYWHERE:
+        return True
     if any(c.groups > 1 and c.groups == c.in_channels for c in convs):
         return True
-    if not convs or max(size[1:]) > CHANNELS_LAST_MAX_SIDE:
+    if max(size[1:]) > CHANNELS_LAST_MAX_SIDE:
         return False
     if macs is None:
         from cnnkit.summary import summary
