@@ -48,10 +48,11 @@ from cnnkit.train.quiet import quiet_lightning
 # EfficientNet-Lite0 1.76x at 64 px) and for CIFAR-sized inputs (NIN 1.52x, CIFAR ResNet-20
 # 1.14x, pre-act ResNet-110 1.21x, MiniVGG 1.08x); it loses for LeNet-sized nets (LeNet-5
 # 0.90x) and ImageNet ResNet-18 at 64 px (0.86x).
-# On a CPU whose best kernels are AVX2 (a 2-core AMD EPYC) NHWC wins for all eleven nets of the
-# bench: LeNet-5 1.42x, the paper LeNet-5 1.31x, small_cnn 1.39x, MiniVGG 1.21x, NIN 1.33x,
-# ResNet-20 1.20x, pre-act ResNet-110 1.06x, ResNet-18 at 64 px 1.09x, MobileNetV2 1.16x,
-# Lite0 1.15x (NCHW max-pooling alone is 1.4x slower there).
+# On a CPU whose best kernels are AVX2 (a 2-core AMD EPYC, median of 9 pairs) NHWC wins for
+# all eleven nets of the bench: LeNet-5 1.36x, the paper LeNet-5 1.47x, small_cnn 1.33x,
+# seed_cifar_cnn 1.42x, MiniVGG 1.21x, NIN 1.28x, ResNet-20 1.18x, pre-act ResNet-110 1.19x,
+# ResNet-18 at 64 px 1.07x, MobileNetV2 1.34x, Lite0 1.26x (NCHW max-pooling alone is 1.4x
+# slower there).
 # A rule of the model and the CPU's instruction set, not a timed probe, so that a rerun on a
 # busy machine makes the same choice (the two layouts round differently, and reruns must be
 # identical).
