@@ -254,10 +254,6 @@ def reached(run: Run, level: float) -> tuple[int, float] | None:
     return None
 
 
-def val_images(run: Run) -> int:
-    return int(run.results.get("split_sizes", {}).get("val", 0))
-
-
 def test_hit(run: Run, level: float) -> tuple[int, float] | None:
     """(epochs, training seconds) when the kept checkpoint's test accuracy is >= level: airbench's
     definition (the whole training run, then the test set), so the two times compare."""
@@ -301,7 +297,7 @@ def time_to_accuracy(groups: dict[str, list[Run]]) -> list[str]:
         hit = reached(run, 0.91)
         best = max(float(r.get("val_acc", 0.0)) for r in run.metrics) if run.metrics else 0.0
         cells += [
-            f"{val_images(run):,}",
+            f"{int(run.results.get('split_sizes', {}).get('val', 0)):,}",
             "not reached" if hit is None else f"epoch {hit[0]}, {minutes(hit[1])}",
         ]
         lines.append("| " + " | ".join(cells + [f"{best:.2%}"]) + " |")
@@ -342,7 +338,7 @@ def how_far(groups: dict[str, list[Run]]) -> list[str]:
         flops = rate * macs * 2 * 3  # a multiply-add is 2 FLOPs; backward costs about 2x forward
         lines[-1] += (
             f" At {macs / 1e6:.1f} M multiply-adds per image forward, and about 3x that for a "
-            f"training step, that is about {flops / 1e9:,.0f} GFLOP/s on {run_cores(run)}. "
+            f"training step, that is about {flops / 1e9:,.0f} GFLOP/s on {stamp(run).get('cores', '?')} CPU cores. "
             "An A100 gives about 312 TFLOP/s in bf16, "
             f"about {312e12 / flops:,.0f}x more: the hardware gap alone is of the order of the "
             "whole gap."
@@ -356,10 +352,6 @@ def how_far(groups: dict[str, list[Run]]) -> list[str]:
         f"{rate / 14:,.0f} images/s here: about {train * 10 / (rate / 14) / 3600:.1f} h for 10 epochs."
     )
     return lines
-
-
-def run_cores(run: Run) -> str:
-    return f"{stamp(run).get('cores', '?')} CPU cores"
 
 
 def render(root: Path, out: Path, curves: Path) -> str:

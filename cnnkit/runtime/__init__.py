@@ -252,8 +252,9 @@ def predict_paths(
     ``workers`` threads decode and resize up to two batches ahead of the model (default:
     the CPU count, at most 8). A :class:`TorchRuntime` races its ways of running the model
     only for a job of at least :data:`RACE_MIN_IMAGES` forward images (TTA counts each
-    view); a smaller one runs the eager model, which answers it sooner. A bad image raises its one-line CnnkitError, or, when
-    ``errors`` is a list, is appended there as ``(image, message)`` and left out.
+    view); a smaller one runs the eager model, which answers it sooner. A bad image raises
+    its one-line CnnkitError, or, when ``errors`` is a list, is appended there as
+    ``(image, message)`` and left out.
     """
     if not paths:
         raise CnnkitError("no images given. Pass at least one image file.")

@@ -44,10 +44,10 @@ from cnnkit.train.quiet import quiet_lightning
 
 # CPU training in channels_last: the rule, and the tables that back it, from
 # ``python bench/bench_channels_last.py`` (one SGD step, NCHW time / NHWC time).
-# On a CPU with AVX-512 (a 2-core Xeon) NHWC wins for depthwise nets (MobileNetV2 1.43x,
-# EfficientNet-Lite0 1.76x at 64 px) and for CIFAR-sized inputs (NIN 1.52x, CIFAR ResNet-20
-# 1.14x, pre-act ResNet-110 1.21x, MiniVGG 1.08x); it loses for LeNet-sized nets (LeNet-5
-# 0.90x) and ImageNet ResNet-18 at 64 px (0.86x).
+# On a 2-core Xeon (its kernels were not recorded; this is the rule for every CPU but AVX2)
+# NHWC wins for depthwise nets (MobileNetV2 1.43x, EfficientNet-Lite0 1.76x at 64 px) and for
+# CIFAR-sized inputs (NIN 1.52x, CIFAR ResNet-20 1.14x, pre-act ResNet-110 1.21x, MiniVGG
+# 1.08x); it loses for LeNet-sized nets (LeNet-5 0.90x) and ImageNet ResNet-18 at 64 px (0.86x).
 # On a CPU whose best kernels are AVX2 (a 2-core AMD EPYC, median of 9 pairs) NHWC wins for
 # all eleven nets of the bench: LeNet-5 1.36x, the paper LeNet-5 1.47x, small_cnn 1.33x,
 # seed_cifar_cnn 1.42x, MiniVGG 1.21x, NIN 1.28x, ResNet-20 1.18x, pre-act ResNet-110 1.19x,
